@@ -216,7 +216,9 @@ def probe(path: str | Path) -> VideoMeta:
     container, stream = _open_video(p)
     with container:
         tb = stream.time_base
-        first = next(_decode(p, container, stream))  # raises InputError when nothing decodes
+        frames = _decode(p, container, stream)
+        first = next(frames)  # raises InputError when nothing decodes
+        frames.close()
         rotation = _rotation_of(first, stream)
         w, h = first.width, first.height
         if rotation in (90, 270):
