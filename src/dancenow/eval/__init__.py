@@ -1,0 +1,50 @@
+"""Evaluation metrics: SSIM/PSNR on crops, LPIPS (or a clearly named VGG fallback),
+pose distance and missed detections of a re-run detector, temporal flicker."""
+
+from dancenow.eval.lpips import (
+    LPIPS,
+    LPIPS_NAME,
+    LPIPSFiles,
+    build_lpips,
+    find_lpips_files,
+    load_lpips,
+    lpips_status,
+    perceptual_metric,
+)
+from dancenow.eval.metrics import (
+    backward_flows,
+    body_box,
+    clamp_box,
+    crop,
+    flicker,
+    flicker_series,
+    missed_detections,
+    person_height,
+    pose_distance,
+    psnr,
+    ssim,
+    ssim_map,
+)
+
+__all__ = [
+    "LPIPS",
+    "LPIPSFiles",
+    "LPIPS_NAME",
+    "backward_flows",
+    "body_box",
+    "build_lpips",
+    "clamp_box",
+    "crop",
+    "find_lpips_files",
+    "flicker",
+    "flicker_series",
+    "load_lpips",
+    "lpips_status",
+    "missed_detections",
+    "perceptual_metric",
+    "person_height",
+    "pose_distance",
+    "psnr",
+    "ssim",
+    "ssim_map",
+]
