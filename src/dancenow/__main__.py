@@ -1,0 +1,3 @@
+from dancenow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Training data: a target video prepared into frames, poses, face boxes and a manifest."""

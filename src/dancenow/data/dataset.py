@@ -1,0 +1,148 @@
+"""Prepared data on disk -> training pairs (frame t-1, frame t) as typed tensors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dancenow.errors import InputError
+from dancenow.pose.render import RenderStyle, render_pose
+from dancenow.pose.schema import PoseSequence
+
+from dancenow.data.prepare import MANIFEST_VERSION
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedData:
+    """A prepared DATA_DIR, loaded and checked."""
+
+    root: Path
+    manifest: dict
+    poses: PoseSequence        # output pixels
+    face_boxes: np.ndarray     # (T, 4) int32, -1 rows where no face
+
+    @classmethod
+    def load(cls, root: str | Path) -> "PreparedData":
+        root = Path(root)
+        mpath = root / "manifest.json"
+        if not mpath.is_file():
+            raise InputError(root, "not a prepared data dir (no manifest.json): run `dancenow prepare` first")
+        manifest = json.loads(mpath.read_text())
+        if manifest.get("version") != MANIFEST_VERSION:
+            raise InputError(mpath, f"manifest version {manifest.get('version')} is not {MANIFEST_VERSION}: re-run prepare")
+        poses = PoseSequence.load(root / "poses.npz")
+        fb = root / "face_boxes.npy"
+        if not fb.is_file():
+            raise InputError(fb, "missing: re-run prepare")
+        boxes = np.load(fb, allow_pickle=False)
+        n = int(manifest["n_frames"])
+        if len(poses) != n or len(boxes) != n:
+            raise InputError(root, f"inconsistent: manifest says {n} frames, poses {len(poses)}, face boxes {len(boxes)}")
+        return cls(root, manifest, poses, boxes)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        w, h = self.manifest["size"]
+        return int(w), int(h)
+
+    def split(self, name: str) -> tuple[int, int]:
+        a, b = self.manifest["split"][name]
+        return int(a), int(b)
+
+    def background(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB background plate."""
+        img = cv2.imread(str(self.root / "background.png"), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(self.root / "background.png", "missing or unreadable: re-run prepare")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def frame_path(self, i: int) -> Path:
+        return self.root / "frames" / f"{i:06d}.png"
+
+    def read_frame(self, i: int) -> np.ndarray:
+        """(H, W, 3) uint8 RGB frame i."""
+        img = cv2.imread(str(self.frame_path(i)), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(self.frame_path(i), "missing or unreadable frame: re-run prepare")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def label(self, i: int, style: RenderStyle = RenderStyle()) -> np.ndarray:
+        w, h = self.size
+        return render_pose(self.poses.keypoints[i], w, h, style)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def to_image(t: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    return ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+@dataclass(frozen=True, eq=False)
+class PairSample:
+    """Two consecutive frames (batched along dim 0 after `collate_pairs`).
+
+    label_prev, label: (B, 3, H, W) stick figures in [-1, 1]
+    image_prev, image: (B, 3, H, W) real frames in [-1, 1]
+    face_box: (B, 4) int64 x0, y0, x1, y1 of frame t (-1 where no face)
+    index: (B,) int64 frame index t
+    """
+
+    label_prev: torch.Tensor
+    label: torch.Tensor
+    image_prev: torch.Tensor
+    image: torch.Tensor
+    face_box: torch.Tensor
+    index: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "PairSample":
+        return PairSample(*(getattr(self, f).to(device, non_blocking=True) for f in self.__dataclass_fields__))
+
+
+class PairDataset(Dataset):
+    """Pairs (t-1, t) with both frames inside one split; item k is t = start + 1 + k.
+
+    Frames are cached in memory (as uint8) when the split is small enough.
+    """
+
+    def __init__(self, data: PreparedData, split: str = "train", style: RenderStyle = RenderStyle(),
+                 cache_bytes: int = 2 << 30):
+        self.data = data
+        self.start, self.stop = data.split(split)
+        self.style = style
+        w, h = data.size
+        self._cache: dict[int, np.ndarray] | None = {} if (self.stop - self.start) * w * h * 3 <= cache_bytes else None
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start - 1)
+
+    def _frame(self, i: int) -> np.ndarray:
+        if self._cache is None:
+            return self.data.read_frame(i)
+        if i not in self._cache:
+            self._cache[i] = self.data.read_frame(i)
+        return self._cache[i]
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, ...]:
+        t = self.start + 1 + int(k)
+        return (
+            to_tensor(self.data.label(t - 1, self.style)),
+            to_tensor(self.data.label(t, self.style)),
+            to_tensor(self._frame(t - 1)),
+            to_tensor(self._frame(t)),
+            torch.from_numpy(self.data.face_boxes[t].astype(np.int64)),
+            torch.tensor(t, dtype=torch.int64),
+        )
+
+
+def collate_pairs(items: list[tuple[torch.Tensor, ...]]) -> PairSample:
+    return PairSample(*(torch.stack(parts) for parts in zip(*items)))

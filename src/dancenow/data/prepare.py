@@ -1,0 +1,327 @@
+"""`dancenow prepare`: target video -> DATA_DIR with frames, poses, face boxes and a manifest.
+
+Layout of DATA_DIR:
+    manifest.json       written last: its presence means the folder is complete
+    target_stats.json   normalization statistics of the target (ankle range, heights)
+    poses.npz           smoothed keypoints in output pixels (PoseSequence)
+    poses_raw.npz       detector output in original video pixels (reused on re-runs)
+    background.png      static background plate (median of frames with the person masked out)
+    face_boxes.npy      (T, 4) int32 x0, y0, x1, y1 in output pixels; all -1 where no face
+    frames/000000.png   cropped, resized RGB frames
+
+One fixed crop box is used for the whole video (the union of the person's boxes with a
+margin, in the output's aspect ratio), so the person's scale and position stay real.
+The last `val_fraction` of frames (contiguous) are the validation split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dancenow.atomic import atomic_path, write_json
+from dancenow.errors import InputError
+from dancenow.pose.normalize import compute_stats
+from dancenow.pose.pipeline import TARGET_STATS_FILE
+from dancenow.pose.schema import BODY, FACE, NOSE, PoseSequence, B
+from dancenow.pose.smoothing import SmoothingConfig, smooth_poses
+
+MANIFEST_VERSION = 1
+HEAD_POINTS = (NOSE, B["REye"], B["LEye"], B["REar"], B["LEar"])
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    width: int = 256
+    height: int = 256
+    fps: float | None = None          # subsample to this frame rate (None: keep every frame)
+    margin: float = 0.12              # crop margin, fraction of the person box's height
+    val_fraction: float = 0.1
+    min_detected_fraction: float = 0.5
+    conf_threshold: float = 0.1
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- geometry
+def person_boxes(keypoints: np.ndarray, conf: float = 0.1) -> np.ndarray:
+    """(T, 137, 3) -> (T, 4) x0, y0, x1, y1 of the visible body points; NaN rows where none."""
+    body = keypoints[:, BODY]
+    ok = body[:, :, 2] > conf
+    x = np.where(ok, body[:, :, 0], np.nan)
+    y = np.where(ok, body[:, :, 1], np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.stack([np.nanmin(x, 1), np.nanmin(y, 1), np.nanmax(x, 1), np.nanmax(y, 1)], axis=1)
+
+
+def crop_box(boxes: np.ndarray, frame_w: int, frame_h: int, out_w: int, out_h: int, margin: float) -> tuple[int, int, int, int]:
+    """One crop box (x0, y0, w, h) in frame pixels for the whole video.
+
+    The union of robust per-frame person boxes (1st/99th percentiles of their edges),
+    grown by `margin` x person height (twice that above the head: hair is above the
+    nose), widened or heightened to the output aspect ratio around its centre, and
+    shifted inside the frame when it fits. A box larger than the frame stays centred
+    (the outside is padded by replicating the border).
+    """
+    ok = np.isfinite(boxes).all(axis=1)
+    b = boxes[ok]
+    x0, y0 = np.percentile(b[:, 0], 1), np.percentile(b[:, 1], 1)
+    x1, y1 = np.percentile(b[:, 2], 99), np.percentile(b[:, 3], 99)
+    ph = float(np.median(b[:, 3] - b[:, 1]))
+    x0, x1 = x0 - margin * ph, x1 + margin * ph
+    y0, y1 = y0 - 2.0 * margin * ph, y1 + margin * ph
+    w, h = x1 - x0, y1 - y0
+    aspect = out_w / out_h
+    if w / h < aspect:
+        w = h * aspect
+    else:
+        h = w / aspect
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    w, h = int(np.ceil(w)), int(np.ceil(h))
+    bx = int(round(cx - w / 2))
+    by = int(round(cy - h / 2))
+    bx = min(max(bx, 0), frame_w - w) if w <= frame_w else int(round((frame_w - w) / 2))
+    by = min(max(by, 0), frame_h - h) if h <= frame_h else int(round((frame_h - h) / 2))
+    return bx, by, w, h
+
+
+def crop_resize(image: np.ndarray, box: tuple[int, int, int, int], out_w: int, out_h: int) -> np.ndarray:
+    """Cut `box` (x0, y0, w, h) out of an (H, W, 3) image (replicating the border where the
+    box leaves the frame) and resize it to (out_h, out_w) with area interpolation."""
+    x0, y0, w, h = box
+    H, W = image.shape[:2]
+    pad_l, pad_t = max(0, -x0), max(0, -y0)
+    pad_r, pad_b = max(0, x0 + w - W), max(0, y0 + h - H)
+    if pad_l or pad_t or pad_r or pad_b:
+        image = cv2.copyMakeBorder(image, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad_l, y0 + pad_t
+    crop = image[y0 : y0 + h, x0 : x0 + w]
+    interp = cv2.INTER_AREA if w >= out_w else cv2.INTER_LINEAR
+    return cv2.resize(crop, (out_w, out_h), interpolation=interp)
+
+
+def transform_keypoints(keypoints: np.ndarray, box: tuple[int, int, int, int], out_w: int, out_h: int) -> np.ndarray:
+    """Map (T, K, 3) frame pixels into the crop's output pixels; missing points stay zero."""
+    x0, y0, w, h = box
+    sx, sy = out_w / w, out_h / h
+    kp = keypoints.copy()
+    present = kp[:, :, 2] > 0
+    kp[:, :, 0] = np.where(present, (kp[:, :, 0] - x0) * sx, 0.0)
+    kp[:, :, 1] = np.where(present, (kp[:, :, 1] - y0) * sy, 0.0)
+    return kp
+
+
+def face_boxes(keypoints: np.ndarray, width: int, height: int, conf: float = 0.1) -> tuple[np.ndarray, int]:
+    """Fixed-size square face boxes.
+
+    keypoints (T, 137, 3) in output pixels -> ((T, 4) int32 x0, y0, x1, y1, side). The side is
+    the same for every frame (1.6 x the median face size: jaw width/height from face points, or
+    twice the nose-neck distance where the face was not found), rounded up to a multiple of 8,
+    at least 16. The centre is the mean of visible face points (else of the head points).
+    Rows are -1 where neither is visible.
+    """
+    T = len(keypoints)
+    face = keypoints[:, FACE]
+    fok = face[:, :, 2] > conf
+    head = keypoints[:, HEAD_POINTS]
+    hok = head[:, :, 2] > conf
+    sizes = []
+    for t in range(T):
+        if fok[t].sum() >= 20:
+            p = face[t, fok[t], :2]
+            sizes.append(max(np.ptp(p[:, 0]), np.ptp(p[:, 1])))
+        elif keypoints[t, NOSE, 2] > conf and keypoints[t, B["Neck"], 2] > conf:
+            sizes.append(2.0 * abs(keypoints[t, B["Neck"], 1] - keypoints[t, NOSE, 1]))
+    side = 1.6 * float(np.median(sizes)) if sizes else 0.15 * height
+    side = int(max(16, 8 * np.ceil(side / 8)))
+    side = min(side, 8 * (min(width, height) // 8))
+    out = np.full((T, 4), -1, dtype=np.int32)
+    for t in range(T):
+        if fok[t].sum() >= 20:
+            c = face[t, fok[t], :2].mean(axis=0)
+        elif hok[t].any():
+            c = head[t, hok[t], :2].mean(axis=0)
+        else:
+            continue
+        x0 = int(round(c[0] - side / 2))
+        y0 = int(round(c[1] - side / 2))
+        x0 = min(max(x0, 0), width - side)
+        y0 = min(max(y0, 0), height - side)
+        out[t] = (x0, y0, x0 + side, y0 + side)
+    return out, side
+
+
+def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.15) -> np.ndarray:
+    """Static-camera background plate from frames with the person masked out.
+
+    frames: (N, H, W, 3) uint8; boxes: (N, 4) person boxes x0, y0, x1, y1 (NaN rows: no
+    person). Each pixel is the median of the frames where no (grown) person box covers
+    it; pixels the person always covers are inpainted from their surroundings.
+    Returns (H, W, 3) uint8.
+    """
+    n, h, w = frames.shape[:3]
+    mask = np.zeros((n, h, w), dtype=bool)
+    for i, b in enumerate(boxes):
+        if not np.isfinite(b).all():
+            continue
+        gx, gy = grow * (b[2] - b[0]), grow * (b[3] - b[1])
+        x0, y0 = int(max(0, np.floor(b[0] - gx))), int(max(0, np.floor(b[1] - gy)))
+        x1, y1 = int(min(w, np.ceil(b[2] + gx))), int(min(h, np.ceil(b[3] + gy)))
+        mask[i, y0:y1, x0:x1] = True
+    data = np.where(mask[..., None], np.nan, frames.astype(np.float32))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bg = np.nanmedian(data, axis=0)
+    hole = ~np.isfinite(bg).all(axis=-1)
+    bg = np.nan_to_num(bg, nan=0.0).clip(0, 255).astype(np.uint8)
+    if hole.any():
+        bg = cv2.inpaint(bg, hole.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    return bg
+
+
+def subsample_indices(timestamps: np.ndarray, fps: float | None) -> np.ndarray:
+    """Indices of frames kept when resampling to `fps` (nearest earlier frame per output tick)."""
+    if fps is None:
+        return np.arange(len(timestamps))
+    ticks = np.floor((timestamps - timestamps[0]) * fps + 1e-6).astype(np.int64)
+    keep = np.concatenate([[True], ticks[1:] != ticks[:-1]])
+    return np.flatnonzero(keep)
+
+
+# ---------------------------------------------------------------- the step
+def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = PrepareConfig(), *,
+            poses: PoseSequence | None = None, progress: bool = True) -> Path:
+    """Prepare a target video for training; re-running skips finished work. Returns out_dir.
+
+    poses: keypoints of the video (in its pixels) that the user already has (OpenPose,
+    or the synthetic dancer's exact ones); the detector runs when None.
+    """
+    from dancenow.video import probe, read_frames
+
+    video, out = Path(video), Path(out_dir)
+    meta = probe(video)  # raises InputError on bad input
+    digest = file_sha256(video)
+    cfg_dict = asdict(cfg)
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file():
+        m = json.loads(manifest_path.read_text())
+        if m.get("source", {}).get("sha256") == digest and m.get("config") == cfg_dict:
+            if progress:
+                print(f"{out}: already prepared from {video.name}, nothing to do")
+            return out
+    out.mkdir(parents=True, exist_ok=True)
+
+    raw_path = out / "poses_raw.npz"
+    raw = None
+    if raw_path.is_file():
+        cand = PoseSequence.load(raw_path)
+        if cand.meta.get("source_sha256") == digest:
+            raw = cand
+    if raw is None and poses is not None:
+        if abs(len(poses) - max(meta.n_frames, 1)) > max(2, 0.02 * len(poses)):
+            raise InputError(video, f"has about {meta.n_frames} frames but the poses given have {len(poses)}")
+        raw = poses.with_keypoints(poses.keypoints, meta={**poses.meta, "source_sha256": digest})
+        raw.save(raw_path)
+    if raw is None:
+        from dancenow.pose.detect import detect_video
+
+        raw = detect_video(video, progress=progress)
+        raw = raw.with_keypoints(raw.keypoints, meta={**raw.meta, "source_sha256": digest})
+        raw.save(raw_path)
+
+    detected = raw.detected()
+    frac = float(detected.mean()) if len(raw) else 0.0
+    if frac < cfg.min_detected_fraction:
+        raise InputError(video, f"a person was detected in only {detected.sum()} of {len(raw)} frames "
+                                f"({frac:.0%}); at least {cfg.min_detected_fraction:.0%} are needed: "
+                                "is one person fully in view?")
+
+    keep = subsample_indices(raw.timestamps, cfg.fps)
+    fps = float(cfg.fps) if cfg.fps else raw.fps
+    sub = PoseSequence(raw.keypoints[keep], raw.width, raw.height, fps, raw.timestamps[keep], raw.meta)
+    smooth = smooth_poses(sub, cfg.smoothing)
+    box = crop_box(person_boxes(smooth.keypoints, cfg.conf_threshold), raw.width, raw.height,
+                   cfg.width, cfg.height, cfg.margin)
+    kp = transform_keypoints(smooth.keypoints, box, cfg.width, cfg.height)
+    poses = PoseSequence(kp, cfg.width, cfg.height, fps, sub.timestamps,
+                         {"source": str(video), "source_sha256": digest, "crop_box": list(box)})
+
+    # frames (resumable: a state file pins the crop; existing frames with the same crop are kept)
+    frames_dir = out / "frames"
+    frames_dir.mkdir(exist_ok=True)
+    state = {"sha256": digest, "crop_box": list(box), "size": [cfg.width, cfg.height], "keep": len(keep)}
+    state_path = out / "prepare_state.json"
+    if state_path.is_file() and json.loads(state_path.read_text()) != state:
+        for f in frames_dir.glob("*.png"):
+            f.unlink()
+    write_json(state_path, state)
+    keep_set = {int(i): j for j, i in enumerate(keep)}
+    bar = tqdm(total=len(keep), desc="frames", unit="frame", disable=not progress)
+    for frame in read_frames(video):
+        j = keep_set.get(frame.index)
+        if j is None:
+            continue
+        path = frames_dir / f"{j:06d}.png"
+        if not path.is_file():
+            img = crop_resize(frame.image, box, cfg.width, cfg.height)
+            with atomic_path(path) as tmp:
+                if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+                    raise InputError(path, "could not write frame")
+        bar.update()
+    bar.close()
+    n = len(keep)
+    missing = [j for j in range(n) if not (frames_dir / f"{j:06d}.png").is_file()]
+    if missing:
+        raise InputError(video, f"decoded fewer frames than detected ({n - len(missing)} of {n})")
+
+    sample = np.unique(np.linspace(0, n - 1, min(n, 60)).round().astype(int))
+    frames = np.stack([cv2.cvtColor(cv2.imread(str(frames_dir / f"{j:06d}.png")), cv2.COLOR_BGR2RGB) for j in sample])
+    bg = estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold))
+    with atomic_path(out / "background.png") as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
+
+    fboxes, side = face_boxes(kp, cfg.width, cfg.height, cfg.conf_threshold)
+    with atomic_path(out / "face_boxes.npy") as tmp:
+        np.save(tmp, fboxes, allow_pickle=False)
+    poses.save(out / "poses.npz")
+    stats = compute_stats(poses)
+    write_json(out / TARGET_STATS_FILE, stats.to_dict())
+    n_val = max(1, int(round(cfg.val_fraction * n))) if n >= 10 else 0
+    face_found = (kp[:, FACE, 2] > cfg.conf_threshold).sum(axis=1) >= 20
+    hands_found = (kp[:, FACE.stop :, 2] > cfg.conf_threshold).any(axis=1)
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "source": {"path": str(video.resolve()), "sha256": digest, "width": meta.width, "height": meta.height,
+                   "fps": meta.fps, "rotation": meta.rotation},
+        "fps": fps,
+        "size": [cfg.width, cfg.height],
+        "crop_box": list(box),
+        "n_frames": n,
+        "split": {"train": [0, n - n_val], "val": [n - n_val, n]},
+        "face_box_size": side,
+        "detection": {"frames_without_person": int((~detected).sum()), "frames": len(raw),
+                      "face_rate": float(face_found.mean()), "hand_rate": float(hands_found.mean())},
+        "normalization": stats.to_dict(),
+        "config": cfg_dict,
+    }
+    write_json(manifest_path, manifest)
+    return out

@@ -1,0 +1,1 @@
+"""Training a personal generator: config, stages, checkpoints, distributed runs."""

