@@ -72,6 +72,75 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(a: argparse.Namespace) -> int:
+    from dancenow.data.prepare import PrepareConfig, prepare
+    from dancenow.pose.schema import PoseSequence
+
+    w, h = a.size
+    poses = None
+    if a.poses:
+        p = Path(a.poses)
+        if p.is_dir():
+            from dancenow.pose.openpose_io import read_openpose_json
+            from dancenow.video import probe
+
+            m = probe(a.video)
+            poses = read_openpose_json(p, m.width, m.height, m.fps)
+        else:
+            poses = PoseSequence.load(p)
+    out = prepare(a.video, a.output, PrepareConfig(width=w, height=h, fps=a.fps), poses=poses, progress=not a.quiet)
+    print(f"{out}: prepared")
+    return 0
+
+
+def _parse_sets(items: list[str]) -> dict[str, object]:
+    import json
+
+    out: dict[str, object] = {}
+    for item in items:
+        if "=" not in item:
+            raise DancenowError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from dancenow.train.config import load_config_file, preset
+    from dancenow.train.loop import train
+
+    cfg = load_config_file(a.config) if a.config else preset(a.preset)
+    changes = _parse_sets(a.set)
+    for flag, field in (("temporal", "use_temporal"), ("face_gan", "use_face_gan"), ("vgg_loss", "use_vgg_loss"),
+                        ("background", "use_background"), ("local_enhancer", "use_local_enhancer")):
+        if getattr(a, flag) is not None:
+            changes[field] = getattr(a, flag)
+    for name in ("seed", "precision", "batch_size", "vgg_weights"):
+        if getattr(a, name) is not None:
+            changes[name] = getattr(a, name)
+    try:
+        cfg = cfg.replace(**changes)
+    except (TypeError, ValueError) as exc:
+        raise DancenowError(f"invalid training options: {exc}") from None
+    res = train(a.data, a.output, cfg, resume=a.resume, max_minutes=a.max_minutes, max_steps=a.max_steps,
+                device=a.device, progress=not a.quiet)
+    return 0 if res.finished or a.max_steps or a.max_minutes else 1
+
+
+def cmd_transfer(a: argparse.Namespace) -> int:
+    from dancenow.transfer.pipeline import TransferConfig, transfer
+
+    cfg = TransferConfig(fps=a.fps, audio=not a.no_audio, side_by_side=a.side_by_side, start=a.start, end=a.end,
+                         precision=a.precision)
+    r = transfer(a.source, a.model, a.output, cfg, poses=a.poses, device=a.device, progress=not a.quiet)
+    print(f"{r.output}: {r.frames} frames at {r.fps:g} fps, {r.segments} scene segment(s), "
+          f"{r.frames_without_person} frame(s) without a person")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dancenow", description="Do-as-I-do motion transfer (Everybody Dance Now).")
     p.add_argument("--version", action="version", version=f"dancenow {__import__('dancenow').__version__}")
@@ -105,6 +174,50 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("poses")
     sp.add_argument("-o", "--output", required=True, help="video (.mp4)")
     sp.add_argument("--overlay", metavar="VIDEO", help="draw on this video's frames instead of black")
+    sp.add_argument("-q", "--quiet", action="store_true")
+
+    sp = add("prepare", cmd_prepare, "turn a target video into training data (frames, poses, face boxes, manifest)")
+    sp.add_argument("video")
+    sp.add_argument("-o", "--output", required=True, help="data folder")
+    sp.add_argument("--size", type=_size, default=(256, 256), help="output frame size: N or WxH (default 256)")
+    sp.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
+    sp.add_argument("--poses", help="use these keypoints (.npz or an OpenPose JSON folder) instead of detecting")
+    sp.add_argument("-q", "--quiet", action="store_true")
+
+    sp = add("train", cmd_train, "train the target's personal generator on a prepared data folder")
+    sp.add_argument("data", help="prepared data folder")
+    sp.add_argument("-o", "--output", required=True, help="run folder (checkpoints, samples, config)")
+    sp.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    sp.add_argument("--config", help="JSON/TOML file of training options (overrides the preset)")
+    sp.add_argument("--max-minutes", type=float, default=None, help="fit the whole schedule into this many minutes")
+    sp.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (checkpointed)")
+    sp.add_argument("--resume", action="store_true", help="continue the run in --output")
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    sp.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--batch-size", type=int)
+    sp.add_argument("--vgg-weights", help="'hed' (default) or a torchvision VGG19 state dict file")
+    B = argparse.BooleanOptionalAction
+    sp.add_argument("--temporal", action=B, default=None, help="temporal smoothing (paper; default on)")
+    sp.add_argument("--face-gan", action=B, default=None, help="face GAN stage (paper; default on)")
+    sp.add_argument("--vgg-loss", action=B, default=None, help="perceptual loss (default on)")
+    sp.add_argument("--background", action=B, default=None, help="composite over the background plate (default on)")
+    sp.add_argument("--local-enhancer", action=B, default=None, help="pix2pixHD local enhancer stage")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field")
+    sp.add_argument("-q", "--quiet", action="store_true")
+
+    sp = add("transfer", cmd_transfer, "make a video of the trained target performing a source video's dance")
+    sp.add_argument("source", help="source video (its audio is kept)")
+    sp.add_argument("--model", required=True, help="trained run folder")
+    sp.add_argument("-o", "--output", required=True, help="output video (.mp4)")
+    sp.add_argument("--poses", help="source keypoints (.npz or OpenPose JSON folder) instead of detecting")
+    sp.add_argument("--fps", type=float, help="output frame rate (default: the source's)")
+    sp.add_argument("--no-audio", action="store_true", help="drop the source's audio")
+    sp.add_argument("--side-by-side", action="store_true", help="source | normalized pose | result")
+    sp.add_argument("--start", type=float, help="start time in the source, seconds")
+    sp.add_argument("--end", type=float, help="end time in the source, seconds")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("synth", cmd_synth, "make a synthetic dancer clip with exact keypoints")

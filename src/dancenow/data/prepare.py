@@ -128,14 +128,16 @@ def transform_keypoints(keypoints: np.ndarray, box: tuple[int, int, int, int], o
     return kp
 
 
-def face_boxes(keypoints: np.ndarray, width: int, height: int, conf: float = 0.1) -> tuple[np.ndarray, int]:
+def face_boxes(keypoints: np.ndarray, width: int, height: int, conf: float = 0.1,
+               side: int | None = None) -> tuple[np.ndarray, int]:
     """Fixed-size square face boxes.
 
     keypoints (T, 137, 3) in output pixels -> ((T, 4) int32 x0, y0, x1, y1, side). The side is
     the same for every frame (1.6 x the median face size: jaw width/height from face points, or
     twice the nose-neck distance where the face was not found), rounded up to a multiple of 8,
     at least 16. The centre is the mean of visible face points (else of the head points).
-    Rows are -1 where neither is visible.
+    Rows are -1 where neither is visible. `side` fixes the size (transfer uses the
+    size the face GAN was trained with).
     """
     T = len(keypoints)
     face = keypoints[:, FACE]
@@ -143,15 +145,16 @@ def face_boxes(keypoints: np.ndarray, width: int, height: int, conf: float = 0.1
     head = keypoints[:, HEAD_POINTS]
     hok = head[:, :, 2] > conf
     sizes = []
-    for t in range(T):
+    for t in range(T if side is None else 0):
         if fok[t].sum() >= 20:
             p = face[t, fok[t], :2]
             sizes.append(max(np.ptp(p[:, 0]), np.ptp(p[:, 1])))
         elif keypoints[t, NOSE, 2] > conf and keypoints[t, B["Neck"], 2] > conf:
             sizes.append(2.0 * abs(keypoints[t, B["Neck"], 1] - keypoints[t, NOSE, 1]))
-    side = 1.6 * float(np.median(sizes)) if sizes else 0.15 * height
-    side = int(max(16, 8 * np.ceil(side / 8)))
-    side = min(side, 8 * (min(width, height) // 8))
+    if side is None:
+        side = 1.6 * float(np.median(sizes)) if sizes else 0.15 * height
+        side = int(max(32, 8 * np.ceil(side / 8)))
+        side = min(side, 8 * (min(width, height) // 8))
     out = np.full((T, 4), -1, dtype=np.int32)
     for t in range(T):
         if fok[t].sum() >= 20:

@@ -1,0 +1,1 @@
+"""Transfer: a source dance onto the trained target."""
