@@ -1,0 +1,110 @@
+"""Transfer through a tiny trained model: length, fps, size, audio, gaps, scene cuts, bad input."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import make_tiny_poses
+from dancenow.cli import main
+from dancenow.errors import InputError
+from dancenow.pose.schema import PoseSequence, empty_keypoints
+from dancenow.transfer.pipeline import TransferConfig, resample_indices, scene_segments, transfer
+from dancenow.video import probe, read_frames, read_image
+
+
+def test_transfer_length_fps_size_and_audio(tiny_clip, tiny_run, tmp_path):
+    video, poses = tiny_clip
+    r = transfer(video, tiny_run, tmp_path / "out.mp4", poses=poses, progress=False)
+    m = probe(r.output)
+    assert (r.frames, m.width, m.height) == (40, 64, 64)
+    assert m.fps == pytest.approx(10.0)
+    assert sum(1 for _ in read_frames(r.output)) == 40
+    assert m.has_audio and m.audio_duration == pytest.approx(4.0, abs=0.1)  # the 6 s tone, trimmed
+    assert r.segments == 1 and r.frames_without_person == 0
+
+
+def test_side_by_side_cut_and_fps(tiny_clip, tiny_run, tmp_path):
+    video, poses = tiny_clip
+    cfg = TransferConfig(side_by_side=True, start=1.0, end=2.0, fps=20.0, audio=False)
+    r = transfer(video, tiny_run, tmp_path / "sbs.mp4", cfg, poses=poses, progress=False)
+    m = probe(r.output)
+    assert (m.width, m.height, r.frames) == (3 * 64, 64, 21)
+    assert not m.has_audio
+
+
+def test_gap_fades_to_background_and_cut_restarts(tiny_clip, tiny_run, tmp_path):
+    video, poses = tiny_clip
+    kp = poses.keypoints.copy()
+    kp[10:22] = 0.0  # 1.2 s without a person: longer than the 0.25 s gap filling
+    present = kp[:, :, 2] > 0
+    kp[30:, :, 0] = np.where(present[30:], kp[30:, :, 0] - 25, 0)  # the whole skeleton jumps: a cut
+    src = PoseSequence(kp, poses.width, poses.height, poses.fps)
+    assert scene_segments(src.keypoints)[29] != scene_segments(src.keypoints)[30]
+    r = transfer(video, tiny_run, tmp_path / "gap.mp4", TransferConfig(fade_s=0.2, audio=False), poses=src,
+                 progress=False)
+    assert r.frames_without_person == 12 and r.segments >= 2
+    frames = [f.image.astype(float) for f in read_frames(r.output)]
+    bg = read_image(tiny_run / "background.png").astype(float)
+    assert np.abs(frames[18] - bg).mean() < 3.0          # empty stage in the long gap
+    assert np.abs(frames[11] - bg).mean() > np.abs(frames[18] - bg).mean()  # fading, not cut to black
+    assert np.abs(frames[25] - bg).mean() > 3.0          # the target is back
+
+
+def test_resample_indices():
+    ts = np.arange(10) / 5.0
+    idx, fps = resample_indices(ts, None, None, None)
+    assert idx.tolist() == list(range(10)) and fps == pytest.approx(5.0)
+    idx, fps = resample_indices(ts, 10.0, 0.4, 1.0)
+    assert idx.tolist() == [2, 2, 3, 3, 4, 4, 5]
+
+
+def test_source_without_person(tiny_clip, tiny_run, tmp_path):
+    video, poses = tiny_clip
+    nobody = PoseSequence(empty_keypoints(len(poses)), poses.width, poses.height, poses.fps)
+    with pytest.raises(InputError, match="no person detected"):
+        transfer(video, tiny_run, tmp_path / "x.mp4", poses=nobody, progress=False)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_incomplete_or_incompatible_run(tiny_clip, tiny_run, tmp_path):
+    video, poses = tiny_clip
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    shutil.rmtree(broken / "checkpoints" / "latest" / "generator")
+    with pytest.raises(InputError, match="incomplete run"):
+        transfer(video, broken, tmp_path / "x.mp4", poses=poses, progress=False)
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    cfg = (old / "config.json").read_text().replace('"dancenow_version": "0.1.0"', '"dancenow_version": "9.0.0"')
+    (old / "config.json").write_text(cfg)
+    with pytest.raises(InputError, match="incompatible"):
+        transfer(video, old, tmp_path / "x.mp4", poses=poses, progress=False)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_unwritable_output_via_cli(tiny_clip, tiny_run, tmp_path, capsys):
+    video, poses = tiny_clip
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    poses_path = poses.save(tmp_path / "p.npz")
+    rc = main(["transfer", str(video), "--model", str(tiny_run), "-o", str(blocker / "out.mp4"),
+               "--poses", str(poses_path), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "out.mp4" in err[0] and err[0].startswith("dancenow: error:")
+    rc = main(["transfer", str(video), "--model", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o.mp4"), "-q"])
+    assert rc == 2 and "not a trained run" in capsys.readouterr().err
+
+
+def test_transfer_other_subject_size(tiny_run, tmp_path):
+    """A source of another size and position is normalized into the target's frame."""
+    from conftest import draw_tiny_frames
+    from dancenow.video import write_video
+
+    src = make_tiny_poses(n_frames=20, size=128, phase=1.0)
+    video = write_video(tmp_path / "src.mp4", draw_tiny_frames(src), src.fps)
+    r = transfer(video, tiny_run, tmp_path / "o.mp4", TransferConfig(audio=False), poses=src, progress=False)
+    m = probe(r.output)
+    assert (m.width, m.height, r.frames) == (64, 64, 20)
