@@ -267,11 +267,14 @@ def load_source_poses(source: Path, poses: str | Path | None, progress: bool) ->
 
 def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: TransferConfig = TransferConfig(), *,
              poses: str | Path | PoseSequence | None = None, device: str | None = None, progress: bool = True,
-             extra_panels: Callable[[int, np.ndarray], list[np.ndarray]] | None = None) -> TransferResult:
+             extra_panels: Callable[[int, np.ndarray, np.ndarray], list[np.ndarray]] | None = None,
+             on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> TransferResult:
     """Make `output`: the trained target dancing the source's moves.
 
-    extra_panels(source_index, result) -> more images appended to the side-by-side row
-    (the demo adds the ground truth this way).
+    extra_panels(source_index, normalized keypoints (137, 3), result) -> more images appended
+    to the side-by-side row (the demo adds the ground truth this way).
+    on_frame(source_index, normalized keypoints, result) is called for every output frame
+    (benchmarks score frames this way without reading the video back).
     """
     from dancenow.train.distributed import pick_device
     from dancenow.video import VideoWriter, probe, read_frames
@@ -314,10 +317,12 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
         for j, (label, frame) in enumerate(generate_frames(model, sub, sub_seg, present, fade, cfg.precision)):
             t1 = time.time()
             gen_t += t1 - t
+            if on_frame is not None:
+                on_frame(int(idx[j]), sub.keypoints[j], frame)
             if cfg.side_by_side:
                 panels = [_fit(next(src_frames), h), label, frame]
                 if extra_panels is not None:
-                    panels += extra_panels(int(idx[j]), frame)
+                    panels += extra_panels(int(idx[j]), sub.keypoints[j], frame)
                 frame = np.concatenate(panels, axis=1)
             writer.write(frame)
             bar.update()
