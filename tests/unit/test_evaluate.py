@@ -191,8 +191,8 @@ def test_perfect_generator_scores_perfectly(tiny, tmp_path, monkeypatch):
             yield data.label(start + i), data.read_frame(start + i)
 
     monkeypatch.setattr(pipeline, "generate_frames", real_frames)
-    r = rep.evaluate(tiny["full"], tiny["data"], tmp_path / "perfect", device="cpu", detector=FakeDetector(tiny["data"]),
-                     max_frames=4, progress=False)
+    r = rep.evaluate(tiny["full"], tiny["data"], tmp_path / "perfect", device="cpu",
+                     detector=FakeDetector(tiny["data"]), max_frames=4, progress=False)
     assert r.n_frames == 4
     assert r.body.ssim == pytest.approx(1.0) and r.body.psnr == rep.PSNR_CAP_DB
     assert r.body.perceptual == pytest.approx(0.0, abs=1e-6)
@@ -221,7 +221,7 @@ def test_compare_two_runs(tiny, tmp_path):
     assert [r.name for r in reports] == ["full", "no_temporal"]
     assert det.calls == ["real", "generated", "generated"]  # real frames detected once
     assert reports[0].frames == reports[1].frames
-    assert reports[0].pose_real == reports[1].pose_real
+    assert reports[0].pose_real is reports[1].pose_real  # detected and scored once
     for r in reports:
         assert (out / r.name / "report.md").is_file() and (out / r.name / "metrics.json").is_file()
     cj = _strict_json(out / "compare.json")

@@ -177,6 +177,7 @@ class _Reference:
     stop: int
     inputs: np.ndarray              # (n, 137, 3) input keypoints in output pixels
     real_detected: np.ndarray       # (n, 137, 3) detector on the real frames
+    real_scores: "PoseScores"       # real_detected against inputs (the reference row)
     metric_name: str
     metric: Any                     # (a, b) -> float
     lpips_note: str | None
@@ -230,7 +231,8 @@ def _make_reference(data_dir: str | Path, device: Any, max_frames: int | None, d
     n = stop - start
     real = _detect(det, (data.read_frame(i) for i in range(start, stop)), n, float(data.manifest["fps"]),
                    data.size, progress, "real held-out frames")
-    return _Reference(data, start, stop, data.poses.keypoints[start:stop].copy(), real, name, fn, note, det,
+    inputs = data.poses.keypoints[start:stop].copy()
+    return _Reference(data, start, stop, inputs, real, pose_scores(real, inputs), name, fn, note, det,
                       time.time() - t)
 
 
@@ -260,7 +262,8 @@ def _run_flags(config: dict[str, Any], face_loaded: bool) -> dict[str, Any]:
     return flags
 
 
-def _crop_pair(real: np.ndarray, gen: np.ndarray, box: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _crop_pair(real: np.ndarray, gen: np.ndarray,
+               box: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray] | None:
     if box is None:
         return None
     h, w = real.shape[:2]
@@ -420,7 +423,7 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
         body=acc.crop_scores("body"),
         face=acc.crop_scores("face"),
         pose_generated=pose_scores(detected, ref.inputs),
-        pose_real=pose_scores(ref.real_detected, ref.inputs),
+        pose_real=ref.real_scores,
         flicker_generated=_mean(acc.flicker_gen),
         flicker_real=_mean(acc.flicker_real),
         notes=tuple(notes),
@@ -476,7 +479,8 @@ def _tables(reports: Sequence[EvalReport]) -> list[str]:
     lines += _table(["", *PART_LABELS.values()], _pose_rows(reports, "distance_norm", 4))
     lines += ["", "## Missed detections (input points not detected, per image ↓)", ""]
     lines += _table(["", *PART_LABELS.values()], _pose_rows(reports, "missed", 2))
-    lines += ["", "## Temporal flicker (mean |frame_t − warp(frame_t−1)| along the real frames' flow, 0–255 ↓)", ""]
+    lines += ["", "## Temporal flicker", "",
+              "Mean |frame_t − warp(frame_t−1)| along the real frames' optical flow, intensity 0–255 ↓:", ""]
     lines += _table(["", "Flicker ↓"], [[r.name, _fmt(r.flicker_generated, 3)] for r in reports]
                     + [["real", _fmt(r0.flicker_real, 3)]])
     return lines
