@@ -102,8 +102,16 @@ def test_forward_kinematics_keeps_bone_lengths(dance):
         np.testing.assert_allclose(d, length, rtol=1e-6, err_msg=f"{a}-{b}")
     np.testing.assert_allclose(np.linalg.norm(w[:, B["LShoulder"]] - w[:, B["RShoulder"]], axis=-1),
                                2 * s.shoulder_half, rtol=1e-6)
-    # head points in the head: nose in front of the ears and above the neck
+    # head above the neck; at rest, facing the camera: OpenPose layout (person's left = image right),
+    # jaw from image left to right, thumbs outward with the palms forward
     assert (w[:, B["Nose"], 1] > w[:, B["Neck"], 1]).all()
+    k0 = pose_subject(s, dance, 256).keypoints[0]
+    assert k0[B["RShoulder"], 0] < k0[B["Neck"], 0] < k0[B["LShoulder"], 0]
+    assert k0[B["REye"], 0] < k0[B["Nose"], 0] < k0[B["LEye"], 0]
+    assert k0[25 + 0, 0] < k0[25 + 8, 0] < k0[25 + 16, 0] and k0[25 + 8, 1] > k0[25 + 27, 1]
+    rh, lh = k0[95 + 21:95 + 42], k0[95:95 + 21]
+    assert rh[4, 0] < rh[20, 0] and lh[4, 0] > lh[20, 0]
+    assert rh[12, 1] > rh[0, 1] and lh[12, 1] > lh[0, 1]  # hanging hands: fingertips below the wrists
 
 
 def test_every_visible_keypoint_is_on_the_person():
@@ -266,6 +274,19 @@ def test_synth_to_files_writes_video_and_poses(tmp_path):
     img = next(iter(read_frames(video))).image
     ref = next(iter(clip)).image
     assert np.abs(img.astype(int) - ref.astype(int)).mean() < 8  # H.264, but the same picture
+
+
+def test_synth_to_files_reports_bad_arguments(tmp_path):
+    pytest.importorskip("dancenow.video", reason="dancenow.video (write_video) not available")
+    from dancenow.errors import DancenowError, InputError
+
+    with pytest.raises(DancenowError, match="seed"):
+        synth_to_files(-1, 7, 1.0, 8.0, 64, tmp_path / "a.mp4", tmp_path / "a.npz")
+    with pytest.raises(DancenowError, match="seconds"):
+        synth_to_files(1, 7, 0.0, 8.0, 64, tmp_path / "a.mp4", tmp_path / "a.npz")
+    with pytest.raises(InputError):
+        synth_to_files(1, 7, 0.5, 8.0, 64, tmp_path / "a.avi", tmp_path / "a.npz")
+    assert not (tmp_path / "a.npz").exists()
 
 
 def test_mediapipe_sees_a_person():

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
+from dancenow.errors import DancenowError, InputError
 from dancenow.pose.schema import PoseSequence
 from dancenow.synthetic.dance import Dance, make_dance
 from dancenow.synthetic.scene import Renderer, RenderResult
@@ -92,7 +93,10 @@ def write_clip(clip: SyntheticClip, video_path: str | Path, poses_path: str | Pa
 
     out = write_video(video_path, clip.iter_frames(), clip.fps)
     if poses_path is not None:
-        clip.poses.save(poses_path)
+        try:
+            clip.poses.save(poses_path)
+        except OSError as exc:
+            raise InputError(poses_path, f"cannot write poses ({exc.strerror or exc})") from None
     return Path(out)
 
 
@@ -108,7 +112,11 @@ def synth_to_files(
     bpm: float | None = None,
 ) -> SyntheticClip:
     """`dancenow synth`: make the clip of subject seed `subject` dancing dance seed `dance` and write
-    the video (and poses). Returns the clip (poses, dance and subject for a summary)."""
-    clip = make_clip(subject, dance, seconds, fps, size, bpm=bpm)
+    the video (and poses). Returns the clip (poses, dance and subject for a summary).
+    Bad arguments raise DancenowError (one line); unwritable paths InputError."""
+    try:
+        clip = make_clip(subject, dance, seconds, fps, size, bpm=bpm)
+    except ValueError as exc:
+        raise DancenowError(f"synth: {exc}") from None
     write_clip(clip, video_path, poses_path)
     return clip

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dancenow.synthetic.subject import check_seed
+
 REF_LEG = 0.86            # metres, hip joint to ankle of the reference body
 HOME_DEPTH = 4.6          # metres from the camera of the dance's home position
 DEPTH_RANGE = (3.9, 5.5)  # where the pelvis may go (depth, metres)
@@ -290,7 +292,7 @@ def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = Non
         raise ValueError(f"seconds must be positive, got {seconds}")
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be positive, got {fps}")
-    rng = np.random.default_rng([int(seed), 0xDA4CE])
+    rng = np.random.default_rng([check_seed(seed), 0xDA4CE])
     bpm_v = float(rng.uniform(90.0, 128.0)) if bpm is None else float(bpm)
     if not 30.0 <= bpm_v <= 240.0:
         raise ValueError(f"bpm must be in 30..240, got {bpm_v}")
@@ -335,7 +337,7 @@ def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = Non
     for b, c in planner.crouch_keys.items():
         if b < len(keys):
             keys[b, _CH["crouch"]] = c
-    keys[0, :] = keys[0, :] * 0  # beat 0: relaxed rest pose, standing
+    keys[0, :] = 0.0  # beat 0: relaxed rest pose, standing
     for side in ("r", "l"):
         for kname, v in rest.items():
             keys[0, _CH[f"{side}_{kname}"]] = v

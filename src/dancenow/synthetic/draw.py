@@ -288,8 +288,8 @@ class PersonDrawer:
         skin = s.skin
         dark = shade(skin, 0.62)
         if hok.sum() >= 3:  # whatever finger points there are: palm hull, finger chains, lone points
-            palm_idx = [i for i in (0, 1, 2, 5, 9, 13, 17) if hok[i]]
-            fw = 0.019 * pg
+            palm_idx = [i for i in (0, 1, 5, 9, 13, 17) if hok[i]]
+            fw = 0.0105 * pg  # half a finger width
             if len(palm_idx) >= 3:
                 hull = cv2.convexHull(H[palm_idx].astype(np.float32)).reshape(-1, 2).astype(np.float64)
                 pa.fill([hull], skin, dark)
@@ -475,7 +475,8 @@ class PersonDrawer:
             pa.fill([np.vstack([a, b[::-1]])], s.belt_color, in_mask=True)
             bc = (a.mean(axis=0) + b.mean(axis=0)) / 2
             bw = 0.025 * pg
-            buckle = np.vstack([bc - v * bw + up * bw, bc + v * bw + up * bw, bc + v * bw - up * bw, bc - v * bw - up * bw])
+            buckle = np.vstack([bc - v * bw + up * bw, bc + v * bw + up * bw,
+                                bc + v * bw - up * bw, bc - v * bw - up * bw])
             pa.fill([buckle], (205, 180, 90), in_mask=False)
 
     def _hips(self, pa: Painter, P: np.ndarray, ok: np.ndarray, T: dict, pg: float) -> None:

@@ -187,7 +187,7 @@ def pose_world(subject: Subject, dance: Dance) -> np.ndarray:
     out[:, B["RHip"]], out[:, B["LHip"]] = hips
 
     # legs: two-bone IK, knees forward and a little outward
-    for i, side, (hip_i, knee_i, ank_i) in ((0, -1.0, ("RHip", "RKnee", "RAnkle")), (1, 1.0, ("LHip", "LKnee", "LAnkle"))):
+    for i, side, pfx in ((0, -1.0, "R"), (1, 1.0, "L")):
         hp, an = hips[i], ankles[i]
         v = an - hp
         dist = np.linalg.norm(v, axis=-1)
@@ -197,8 +197,8 @@ def pose_world(subject: Subject, dance: Dance) -> np.ndarray:
         along = (s.thigh**2 - s.shin**2 + dist_c**2) / (2 * dist_c)
         across = np.sqrt(np.maximum(s.thigh**2 - along**2, 0.0))
         n = _unit(_perp(fwd + 0.35 * side * left, u))
-        out[:, B[knee_i]] = hp + u * along[:, None] + n * across[:, None]
-        out[:, B[ank_i]] = an
+        out[:, B[f"{pfx}Knee"]] = hp + u * along[:, None] + n * across[:, None]
+        out[:, B[f"{pfx}Ankle"]] = an
         # foot: turned out, toes down while lifted
         fyaw = 0.6 * yaw + side * 0.28
         fd = np.stack([np.sin(fyaw), np.zeros(T), -np.cos(fyaw)], -1)
@@ -209,7 +209,6 @@ def pose_world(subject: Subject, dance: Dance) -> np.ndarray:
         heel = an + fd2 * (-0.22 * s.foot) - fu2 * s.ankle_height
         big = an + fd2 * (0.78 * s.foot) - fu2 * s.ankle_height + inner * (0.10 * s.foot)
         small = an + fd2 * (0.66 * s.foot) - fu2 * s.ankle_height - inner * (0.17 * s.foot)
-        pfx = "R" if i == 0 else "L"
         out[:, B[f"{pfx}Heel"]], out[:, B[f"{pfx}BigToe"]], out[:, B[f"{pfx}SmallToe"]] = heel, big, small
 
     # --- torso
@@ -257,8 +256,11 @@ def pose_world(subject: Subject, dance: Dance) -> np.ndarray:
     hu, hl = _rot(hu, hl, ch("head_roll"))
     centre_h = pivot + s.head * (0.30 * hu + 0.02 * hf)
     face = _face_template(ch("mouth"), ch("smile"), ch("blink"))
+
     def head_pt(p: np.ndarray) -> np.ndarray:
-        return centre_h[:, None] + s.head * (p[..., 0:1] * hl[:, None] + p[..., 1:2] * hu[:, None] + p[..., 2:3] * hf[:, None])
+        axes = p[..., 0:1] * hl[:, None] + p[..., 1:2] * hu[:, None] + p[..., 2:3] * hf[:, None]
+        return centre_h[:, None] + s.head * axes
+
     out[:, FACE] = head_pt(face)
     out[:, B["Nose"]] = out[:, FACE][:, 30]
     out[:, B["REye"]] = out[:, FACE][:, 68]

@@ -89,6 +89,13 @@ class Subject:
         return self.leg + self.ankle_height
 
 
+def check_seed(seed: int) -> int:
+    """A seed as a non-negative int (ValueError otherwise)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def _hsv(h: float, s: float, v: float) -> RGB:
     r, g, b = colorsys.hsv_to_rgb(h % 1.0, float(np.clip(s, 0, 1)), float(np.clip(v, 0, 1)))
     return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
@@ -111,7 +118,7 @@ def _far_from(rng: np.random.Generator, avoid: list[RGB], s_range: tuple[float, 
 
 def make_scene(seed: int) -> Scene:
     """A room for `seed`: pale wall, darker floor, a skirting board, maybe a picture."""
-    rng = np.random.default_rng([int(seed), 0x5CE4E])
+    rng = np.random.default_rng([check_seed(seed), 0x5CE4E])
     hue = rng.random()
     wall = _hsv(hue, rng.uniform(0.05, 0.25), rng.uniform(0.72, 0.9))
     floor = _hsv(rng.uniform(0.05, 0.12), rng.uniform(0.3, 0.6), rng.uniform(0.35, 0.6))
@@ -132,7 +139,7 @@ def make_subject(seed: int) -> Subject:
 
     Deterministic: the same seed gives an equal Subject; different seeds give visibly different people.
     """
-    seed = int(seed)
+    seed = check_seed(seed)
     rng = np.random.default_rng([seed, 0x5B1EC7])
     h = rng.uniform(1.55, 1.95)
 
