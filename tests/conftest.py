@@ -31,6 +31,14 @@ def artifacts_dir() -> Path:
     return d
 
 
+def pytest_configure(config):
+    # Tests use tiny tensors: one thread each avoids OpenMP oversubscription when the
+    # machine is shared (2 threads on a busy 2-core machine made tiny steps 10x slower).
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

@@ -162,6 +162,18 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
     return _synthetic(a, "synthetic benchmark")
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from dancenow.eval.report import run_evaluate
+
+    return run_evaluate(a.model, a.data, a.output, a.device, a.max_frames)
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from dancenow.eval.report import run_compare
+
+    return run_compare(a.runs, a.data, a.output, a.device, a.max_frames)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dancenow", description="Do-as-I-do motion transfer (Everybody Dance Now).")
     p.add_argument("--version", action="version", version=f"dancenow {__import__('dancenow').__version__}")
@@ -240,6 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="auto")
     sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     sp.add_argument("-q", "--quiet", action="store_true")
+
+    sp = add("evaluate", cmd_evaluate, "the paper's metrics on the target's held-out frames")
+    sp.add_argument("--model", required=True, help="trained run folder")
+    sp.add_argument("--data", required=True, help="the prepared data folder it was trained on")
+    sp.add_argument("-o", "--output", required=True, help="report folder")
+    sp.add_argument("--max-frames", type=int, help="evaluate only the first N held-out frames")
+    sp.add_argument("--device", default="auto")
+
+    sp = add("compare", cmd_compare, "evaluate several runs on the same frames and write one table")
+    sp.add_argument("runs", nargs="+", help="trained run folders")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--max-frames", type=int)
+    sp.add_argument("--device", default="auto")
 
     def synthetic_args(sp: argparse.ArgumentParser, minutes: float, out: str | None) -> None:
         sp.add_argument("-o", "--output", required=out is None, default=out, help="output folder")

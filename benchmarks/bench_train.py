@@ -1,0 +1,83 @@
+"""Seconds per training step for each preset at its resolution (and `paper` at 256 for comparison).
+
+    python benchmarks/bench_train.py [--steps 3] [--device auto] [--quick]
+
+One step = the whole body-stage update: two generator passes (temporal pair), the
+multiscale discriminator on real and generated pairs, feature matching, VGG and L1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import synthetic_data_dir  # noqa: E402
+
+from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs  # noqa: E402
+from dancenow.train import checkpoint as ckpt  # noqa: E402
+from dancenow.train.config import preset  # noqa: E402
+from dancenow.train.distributed import DistInfo, pick_device  # noqa: E402
+from dancenow.train.loop import Trainer  # noqa: E402
+
+
+def time_stage(data_dir: Path, cfg, stage: str, steps: int, device: torch.device) -> float:
+    run = Path(tempfile.mkdtemp(prefix="dancenow-bench-run-"))
+    tr = Trainer(PreparedData.load(data_dir), run, cfg, device, DistInfo(), progress=False)
+    prev = None
+    if stage == "local":
+        tr.build_stage("global", 0, None)
+        prev = run / "ckpt"
+        ckpt.save_checkpoint(prev, tr.components(), tr.opts, {})
+    tr.build_stage(stage, 1 if stage != "global" else 0, prev)
+    ds = PairDataset(tr.data, "train")
+    batch = collate_pairs([ds[i % len(ds)] for i in range(cfg.batch_size)])
+    fn = tr.face_step if stage == "face" else tr.body_step
+    fn(batch, cfg.lr)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn(batch, cfg.lr)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true", help="skip the 1024x512 local-enhancer measurement")
+    a = ap.parse_args()
+    device = pick_device(a.device)
+    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'})")
+    cases = [
+        ("cpu", "global", 256, 256, {}),
+        ("cpu", "face", 256, 256, {}),
+        ("paper @256 (comparison)", "global", 256, 256, {"use_local_enhancer": False, "ngf": 64}),
+        ("paper", "global", 1024, 512, {}),  # the global stage runs at 512x256 (inputs downsampled 2x)
+    ]
+    if not a.quick:
+        cases.append(("paper", "local", 1024, 512, {}))
+    data_dirs: dict[tuple[int, int], Path] = {}
+    print(f"{'preset':28s} {'stage':7s} {'resolution':>11s} {'precision':>9s} {'s/step':>8s}")
+    for name, stage, w, h, changes in cases:
+        cfg = preset(name.split()[0]).replace(**changes)
+        if device.type == "cpu":
+            cfg = cfg.replace(channels_last=False)
+        if (w, h) not in data_dirs:
+            data_dirs[(w, h)] = synthetic_data_dir(w, h)
+        res = f"{w // 2}x{h // 2}" if (stage == "global" and cfg.use_local_enhancer) else f"{w}x{h}"
+        for precision in (["bf16", "fp32"] if stage == "global" and name == "cpu" else [cfg.precision]):
+            s = time_stage(data_dirs[(w, h)], cfg.replace(precision=precision), stage, a.steps, device)
+            print(f"{name:28s} {stage:7s} {res:>11s} {precision:>9s} {s:8.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
