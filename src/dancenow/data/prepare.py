@@ -77,8 +77,9 @@ def crop_box(boxes: np.ndarray, frame_w: int, frame_h: int, out_w: int, out_h: i
     The union of robust per-frame person boxes (1st/99th percentiles of their edges),
     grown by `margin` x person height (twice that above the head: hair is above the
     nose), widened or heightened to the output aspect ratio around its centre, and
-    shifted inside the frame when it fits. A box larger than the frame stays centred
-    (the outside is padded by replicating the border).
+    shifted inside the frame. When the person's range is larger than the frame, the
+    largest box of the output aspect that fits in the frame is used (cutting some margin
+    rather than padding invented pixels).
     """
     ok = np.isfinite(boxes).all(axis=1)
     b = boxes[ok]
@@ -94,7 +95,9 @@ def crop_box(boxes: np.ndarray, frame_w: int, frame_h: int, out_w: int, out_h: i
     else:
         h = w / aspect
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    w, h = int(np.ceil(w)), int(np.ceil(h))
+    fit = min(1.0, frame_w / w, frame_h / h)  # never pad when a box of this aspect fits in the frame
+    w, h = w * fit, h * fit
+    w, h = int(min(np.ceil(w), frame_w) if fit < 1 and w <= frame_w else np.ceil(w)), int(min(np.ceil(h), frame_h) if fit < 1 and h <= frame_h else np.ceil(h))
     bx = int(round(cx - w / 2))
     by = int(round(cy - h / 2))
     bx = min(max(bx, 0), frame_w - w) if w <= frame_w else int(round((frame_w - w) / 2))
