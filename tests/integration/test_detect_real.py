@@ -14,7 +14,7 @@ from dancenow.pose.detect import DetectorConfig, HolisticDetector, detect_frames
 from dancenow.pose.mediapipe_map import pose33_to_body25
 from dancenow.pose.openpose_io import read_openpose_yaml
 from dancenow.pose.schema import BODY, BODY_NAMES, FACE, LEFT_HAND, RIGHT_HAND, B, PoseSequence
-from dancenow.video import Frame, read_image, write_video
+from dancenow.video import Frame, read_frames, read_image, write_video
 
 pytest.importorskip("mediapipe")
 pytestmark = pytest.mark.realdata
@@ -150,6 +150,16 @@ def test_frames_as_arrays_or_frames_and_rescaled(openpose_sample):
         seq2 = detect_frames(half, fps=2.0, width=960, height=540, progress=False, detector=det)
     assert np.allclose(seq2.timestamps, [0.0, 0.5, 1.0])
     assert np.allclose(seq2.body[..., :2] * 2, seq.body[..., :2], atol=1e-3)
+
+
+def test_threads_do_not_change_results(shared_data):
+    frames = [f.image for f in read_frames(shared_data / "keypoints" / "squats_720x1280_5fps.mp4", end=12)]
+    out = []
+    for threads in (1, 2):
+        with HolisticDetector(DetectorConfig(threads=threads)) as det:
+            out.append(np.stack([det.detect(f) for f in frames]))
+    assert (out[0][:, FACE, 2] > 0).any() and (out[0][:, RIGHT_HAND, 2] > 0).any()
+    assert np.array_equal(out[0], out[1])
 
 
 def test_video_without_anybody_is_all_missed(tmp_path):

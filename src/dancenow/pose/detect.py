@@ -7,16 +7,19 @@ landmark models that ``mp.solutions.holistic`` chains) as its own pipeline:
    long side is at most `max_side` pixels;
 2. face: the body landmarks place a head crop (rotated upright) that is cut from the
    full-resolution frame, resampled to 192x192 and given to the face-mesh landmark model;
-   the next frame's crop follows this frame's mesh while it stays near the head;
+   the next frame's crop comes from this frame's mesh, moved by the head's motion, with
+   the body-placed crop as the fallback when it fails;
 3. hands: likewise one 224x224 crop per hand around where the body's wrist, index and
-   pinky landmarks put it, given to the hand landmark model ("full").
+   pinky landmarks put it (tighter for tiny hands), given to the hand landmark model.
+The face and hand crops of a frame run on `threads` threads at once.
 
-Why not ``mp.solutions.holistic`` itself: it finds the face and hands of a small person
-far less often (on the 256x256 real target: face in 27% of frames, a hand in under 1%,
-against 50% and about 10% here), and it is slower, because its face/hand gates accept
-only presence scores >= 0.5 and it spends time on hand detection that fails. On a large
-person (the squats clip) both find the face and hands in nearly every frame, with the
-points agreeing to about 2 pixels. benchmarks/bench_pose.py measures both.
+Why not ``mp.solutions.holistic`` itself: it chains the same models but keeps a face or
+hand only at presence >= 0.5 and works from the shrunk frame, so it loses small people's
+faces and hands. On the 256x256 real target (benchmarks/bench_pose.py): face in 34% of
+frames and a left/right hand in 1%/2% for mp.solutions.holistic, 54% and 10%/14% here,
+at about the same speed. On a large person (the squats clip) both find the face in
+every frame and the hands in 80-100%; the points agree to about 2 pixels. Faces scoring
+0.1-0.5 on the small target were checked by eye: the mesh sits on the face.
 
 Confidences: body points get MediaPipe's visibility (points below `min_visibility`, or
 outside the frame, are missing); face and hand points get their landmark model's
