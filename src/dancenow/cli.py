@@ -74,20 +74,10 @@ def cmd_synth(a: argparse.Namespace) -> int:
 
 def cmd_prepare(a: argparse.Namespace) -> int:
     from dancenow.data.prepare import PrepareConfig, prepare
-    from dancenow.pose.schema import PoseSequence
+    from dancenow.pose.pipeline import load_poses_for
 
     w, h = a.size
-    poses = None
-    if a.poses:
-        p = Path(a.poses)
-        if p.is_dir():
-            from dancenow.pose.openpose_io import read_openpose_json
-            from dancenow.video import probe
-
-            m = probe(a.video)
-            poses = read_openpose_json(p, m.width, m.height, m.fps)
-        else:
-            poses = PoseSequence.load(p)
+    poses = load_poses_for(a.video, a.poses) if a.poses else None
     out = prepare(a.video, a.output, PrepareConfig(width=w, height=h, fps=a.fps), poses=poses, progress=not a.quiet)
     print(f"{out}: prepared")
     return 0

@@ -43,6 +43,21 @@ def source_stats(seq: PoseSequence, path: str | Path = "source") -> NormStats:
         raise InputError(path, str(exc)) from None
 
 
+def load_poses_for(video: str | Path, poses: str | Path) -> PoseSequence:
+    """Keypoints a user already has for `video`: a dancenow `.npz`, or a folder of OpenPose
+    per-frame JSON files or of the paper's OpenCV YAML files (`*_pose.yml`)."""
+    p = Path(poses)
+    if not p.is_dir():
+        return PoseSequence.load(p)
+    from dancenow.pose.openpose_io import read_openpose_json, read_openpose_yaml
+    from dancenow.video import probe
+
+    m = probe(video)
+    if any(p.glob("*_pose.yml")):
+        return read_openpose_yaml(p, m.width, m.height, m.fps)
+    return read_openpose_json(p, m.width, m.height, m.fps)
+
+
 def normalize_files(source: str | Path, target: str | Path, output: str | Path, *, smooth: bool = True) -> Path:
     src = PoseSequence.load(source)
     if smooth:

@@ -255,14 +255,9 @@ def load_source_poses(source: Path, poses: str | Path | None, progress: bool) ->
         from dancenow.pose.detect import detect_video
 
         return detect_video(source, progress=progress)
-    p = Path(poses)
-    if p.is_dir():
-        from dancenow.pose.openpose_io import read_openpose_json
-        from dancenow.video import probe
+    from dancenow.pose.pipeline import load_poses_for
 
-        m = probe(source)
-        return read_openpose_json(p, m.width, m.height, m.fps)
-    return PoseSequence.load(p)
+    return load_poses_for(source, poses)
 
 
 def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: TransferConfig = TransferConfig(), *,
