@@ -111,25 +111,12 @@ def draw_tiny_frames(poses):
 
 def write_tone(path, seconds: float = 6.0, rate: int = 44100):
     """A stereo sine-wave AAC file the tests make themselves."""
-    import av
     import numpy as np
 
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=rate)
-        s.layout = "stereo"
-        n = int(seconds * rate)
-        t = np.arange(n) / rate
-        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        data = np.stack([tone, tone])
-        for i in range(0, n, 1024):
-            chunk = np.ascontiguousarray(data[:, i : i + 1024])
-            fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            fr.sample_rate = rate
-            for pkt in s.encode(fr):
-                c.mux(pkt)
-        for pkt in s.encode(None):
-            c.mux(pkt)
-    return path
+    from dancenow.video import write_audio
+
+    tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)
+    return write_audio(path, np.stack([tone, tone]), rate)
 
 
 @pytest.fixture(scope="session")

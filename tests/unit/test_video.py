@@ -19,6 +19,7 @@ from dancenow.video import (
     probe,
     read_frames,
     read_image,
+    write_audio,
     write_image,
     write_video,
 )
@@ -45,19 +46,7 @@ def make_audio(path: Path, seconds: float, *, rate: int = 44100, silent_until: f
     t = np.arange(n) / rate
     x = 0.5 * np.sin(2 * np.pi * 440 * t)
     x[t < silent_until] = 0.0
-    pcm = (x * 32767).astype(np.int16)[None]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("pcm_s16le", rate=rate)
-        s.layout = "mono"
-        for i in range(0, n, 1024):
-            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + 1024]), format="s16", layout="mono")
-            f.sample_rate = rate
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return write_audio(path, x[None], rate)
 
 
 def decode_audio(path: Path) -> tuple[np.ndarray, int]:
@@ -468,3 +457,16 @@ def test_real_target_clip(shared_data: Path) -> None:
         n += 1
     assert n == 655
     assert f.time == pytest.approx(654 / 24, abs=1e-3)
+
+
+def test_write_audio_wav_and_aac(tmp_path):
+    t = np.arange(22050) / 22050.0
+    tone = np.sin(2 * np.pi * 440 * t) * 0.5
+    for name, samples in (("a.wav", tone[None]), ("b.m4a", np.stack([tone, tone]))):
+        out = write_audio(tmp_path / name, samples, 22050)
+        x, rate = decode_audio(out)
+        assert rate == 22050 and abs(len(x) / rate - 1.0) < 0.06
+        assert 0.3 < np.sqrt(np.mean(x[2000:20000] ** 2)) < 0.42  # a 0.5-amplitude sine: RMS 0.354
+    with pytest.raises(InputError, match="audio output"):
+        write_audio(tmp_path / "c.ogg", tone[None], 22050)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.m4a"]

@@ -41,28 +41,15 @@ class SyntheticBenchmarkConfig:
 
 def beat_track(path: Path, seconds: float, bpm: float, rate: int = 44100) -> Path:
     """A short music track (a kick on every beat over a soft chord) as AAC: the source's audio."""
-    import av
-
     t = np.arange(int(seconds * rate)) / rate
     chord = sum(0.05 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
     beat = 60.0 / bpm
     phase = t % beat
     kick = 0.5 * np.exp(-phase * 30.0) * np.sin(2 * np.pi * (50 + 80 * np.exp(-phase * 40.0)) * phase)
     sig = (chord + kick).astype(np.float32)
-    data = np.stack([sig, sig])
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format="mp4") as c:
-            s = c.add_stream("aac", rate=rate)
-            s.layout = "stereo"
-            for i in range(0, data.shape[1], 1024):
-                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, i : i + 1024]), format="fltp",
-                                                layout="stereo")
-                fr.sample_rate = rate
-                for pkt in s.encode(fr):
-                    c.mux(pkt)
-            for pkt in s.encode(None):
-                c.mux(pkt)
-    return path
+    from dancenow.video import write_audio
+
+    return write_audio(path, np.stack([sig, sig]), rate)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dancenow.video.io import (
     probe,
     read_frames,
     read_image,
+    write_audio,
     write_image,
     write_video,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "probe",
     "read_frames",
     "read_image",
+    "write_audio",
     "write_image",
     "write_video",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "count_frames",
     "VideoWriter",
     "write_video",
+    "write_audio",
     "read_image",
     "write_image",
 ]
@@ -682,6 +683,39 @@ def write_video(
 
 
 # ---------------------------------------------------------------------- images
+
+
+def write_audio(path: str | Path, samples: np.ndarray, rate: int) -> Path:
+    """Write (channels, n) float samples in [-1, 1] (1 or 2 channels) as audio, atomically:
+    16-bit PCM for `.wav`, AAC for `.m4a` / `.mp4`. For music tracks of demos and tests."""
+    path = Path(path)
+    x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    if x.shape[0] not in (1, 2):
+        raise ValueError(f"samples must be (1 or 2, n), got {x.shape}")
+    layout = "mono" if x.shape[0] == 1 else "stereo"
+    wav = path.suffix.lower() == ".wav"
+    if wav:
+        data, codec, fmt = (np.clip(x, -1, 1) * 32767).astype(np.int16).T.reshape(1, -1), "pcm_s16le", "s16"
+    elif path.suffix.lower() in (".m4a", ".mp4"):
+        data, codec, fmt = x, "aac", "fltp"
+    else:
+        raise InputError(path, "audio output must end in .wav, .m4a or .mp4")
+    _check_output_path(path)
+    step = x.shape[1]
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w", format="wav" if wav else "mp4") as c:
+            s = c.add_stream(codec, rate=rate)
+            s.layout = layout
+            for i in range(0, step, 1024):
+                chunk = data[:, i * x.shape[0] : (i + 1024) * x.shape[0]] if wav else data[:, i : i + 1024]
+                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=fmt, layout=layout)
+                f.sample_rate = rate
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+    return path
 
 
 def read_image(path: str | Path) -> np.ndarray:
