@@ -174,12 +174,14 @@ def face_boxes(keypoints: np.ndarray, width: int, height: int, conf: float = 0.1
     return out, side
 
 
-def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.15) -> np.ndarray:
+def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.15, min_count: int = 4) -> np.ndarray:
     """Static-camera background plate from frames with the person masked out.
 
     frames: (N, H, W, 3) uint8; boxes: (N, 4) person boxes x0, y0, x1, y1 (NaN rows: no
     person). Each pixel is the median of the frames where no (grown) person box covers
-    it; pixels the person always covers are inpainted from their surroundings.
+    it (boxes are grown by `grow` x the box height on every side: clothes and hair reach
+    beyond the joints); pixels seen free in fewer than `min_count` frames are inpainted
+    from their surroundings rather than trusted.
     Returns (H, W, 3) uint8.
     """
     n, h, w = frames.shape[:3]
@@ -187,7 +189,7 @@ def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.1
     for i, b in enumerate(boxes):
         if not np.isfinite(b).all():
             continue
-        gx, gy = grow * (b[2] - b[0]), grow * (b[3] - b[1])
+        gx = gy = grow * (b[3] - b[1])
         x0, y0 = int(max(0, np.floor(b[0] - gx))), int(max(0, np.floor(b[1] - gy)))
         x1, y1 = int(min(w, np.ceil(b[2] + gx))), int(min(h, np.ceil(b[3] + gy)))
         mask[i, y0:y1, x0:x1] = True
@@ -197,7 +199,7 @@ def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         bg = np.nanmedian(data, axis=0)
-    hole = ~np.isfinite(bg).all(axis=-1)
+    hole = ~np.isfinite(bg).all(axis=-1) | ((~mask).sum(axis=0) < min_count)
     bg = np.nan_to_num(bg, nan=0.0).clip(0, 255).astype(np.uint8)
     if hole.any():
         bg = cv2.inpaint(bg, hole.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
@@ -299,7 +301,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     if missing:
         raise InputError(video, f"decoded fewer frames than detected ({n - len(missing)} of {n})")
 
-    sample = np.unique(np.linspace(0, n - 1, min(n, 60)).round().astype(int))
+    sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
     frames = np.stack([cv2.cvtColor(cv2.imread(str(frames_dir / f"{j:06d}.png")), cv2.COLOR_BGR2RGB) for j in sample])
     bg = estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold))
     with atomic_path(out / "background.png") as tmp:
