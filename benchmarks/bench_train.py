@@ -60,7 +60,7 @@ def main() -> None:
     cases = [
         ("cpu", "global", 256, 256, {}),
         ("cpu", "face", 256, 256, {}),
-        ("paper @256 (comparison)", "global", 256, 256, {"use_local_enhancer": False, "ngf": 64}),
+        ("paper @256 (comparison)", "global", 256, 256, {"use_local_enhancer": False, "ngf": 64, "local_steps": 0}),
         ("paper", "global", 1024, 512, {}),  # the global stage runs at 512x256 (inputs downsampled 2x)
     ]
     if not a.quick:
