@@ -135,7 +135,7 @@ def _synthetic(a: argparse.Namespace, title: str) -> int:
     from dancenow.eval.synthetic_benchmark import SyntheticBenchmarkConfig, run_synthetic
 
     cfg = SyntheticBenchmarkConfig(train_minutes=a.train_minutes, target_seconds=a.seconds, size=a.size,
-                                   seed=a.seed, pose_eval=not a.no_pose_eval)
+                                   seed=a.seed, pose_eval=not a.no_pose_eval, preset=a.preset)
     m = run_synthetic(a.output, cfg, device=a.device, progress=not a.quiet)
     g = m["ground_truth"]
     print(f"{title}: {a.output}/transfer.mp4 and {a.output}/report.md written; ground truth SSIM "
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("train", cmd_train, "train the target's personal generator on a prepared data folder")
     sp.add_argument("data", help="prepared data folder")
     sp.add_argument("-o", "--output", required=True, help="run folder (checkpoints, samples, config)")
-    sp.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    sp.add_argument("--preset", default="cpu", choices=["cpu", "paper", "demo"])
     sp.add_argument("--config", help="JSON/TOML file of training options (overrides the preset)")
     sp.add_argument("--max-minutes", type=float, default=None, help="fit the whole schedule into this many minutes")
     sp.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (checkpointed)")
@@ -257,24 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-frames", type=int)
     sp.add_argument("--device", default="auto")
 
-    def synthetic_args(sp: argparse.ArgumentParser, minutes: float, out: str | None) -> None:
+    def synthetic_args(sp: argparse.ArgumentParser, minutes: float, out: str | None, size: int, preset: str) -> None:
         sp.add_argument("-o", "--output", required=out is None, default=out, help="output folder")
+        sp.add_argument("--preset", default=preset, choices=["demo", "cpu", "paper"])
         sp.add_argument("--train-minutes", type=float, default=minutes, help=f"training time (default {minutes:g})")
         sp.add_argument("--seconds", type=float, default=20.0, help="length of the synthetic target video")
-        sp.add_argument("--size", type=int, default=256)
+        sp.add_argument("--size", type=int, default=size)
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--no-pose-eval", action="store_true", help="skip re-running the detector on the output")
         sp.add_argument("--device", default="auto")
         sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("demo", cmd_demo, "the whole pipeline on the built-in synthetic dancer (no files needed)")
-    synthetic_args(sp, 6.0, "outputs/demo")
+    synthetic_args(sp, 6.0, "outputs/demo", 128, "demo")
 
     sp = add("benchmark", cmd_benchmark, "benchmarks with an exact answer")
     bsub = sp.add_subparsers(dest="which", required=True, metavar="WHICH")
     bp = bsub.add_parser("synthetic", help="train on a synthetic target, transfer a synthetic source, score vs truth")
     bp.set_defaults(func=cmd_benchmark)
-    synthetic_args(bp, 10.0, None)
+    synthetic_args(bp, 10.0, None, 256, "cpu")
 
     sp = add("synth", cmd_synth, "make a synthetic dancer clip with exact keypoints")
     sp.add_argument("--subject", type=int, default=1)

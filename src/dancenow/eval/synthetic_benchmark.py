@@ -29,7 +29,7 @@ class SyntheticBenchmarkConfig:
     source_subject: int = 4
     source_dance: int = 3
     source_seconds: float = 10.0
-    source_offset: tuple[float, float] = (60.0, 12.0)
+    source_offset: tuple[float, float] = (60.0, 12.0)  # pixels at 256 px, scaled with `size`
     source_scale: float = 0.8
     fps: float = 15.0
     size: int = 256
@@ -86,7 +86,8 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
     target = make_clip(cfg.target_subject, cfg.target_dance, cfg.target_seconds, cfg.fps, cfg.size)
     write_clip(target, out / "target.mp4", out / "target_true.npz")
     source = make_clip(cfg.source_subject, cfg.source_dance, cfg.source_seconds, cfg.fps, cfg.size,
-                       offset=cfg.source_offset, scale=cfg.source_scale)
+                       offset=(cfg.source_offset[0] * cfg.size / 256, cfg.source_offset[1] * cfg.size / 256),
+                       scale=cfg.source_scale)
     music = beat_track(out / "source_music.m4a", cfg.source_seconds + 0.5, source.dance.bpm)
     write_video(out / "source.mp4", source.iter_frames(), cfg.fps, audio_from=music)
     source.poses.save(out / "source_true.npz")
