@@ -230,15 +230,9 @@ def _sha256(path: Path) -> str:
 
 
 def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a user error
-        raise InputError(path, f"cannot read as a torch state dict ({what}): {e}") from None
-    if not isinstance(sd, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()
-    ):
-        raise InputError(path, f"expected a flat state dict {{name: tensor}} ({what})")
-    return sd
+    from dancenow.models.io import read_state_dict
+
+    return read_state_dict(path, what)
 
 
 def _check_keys(path: Path, sd: dict[str, torch.Tensor], needed: dict[str, torch.Tensor],

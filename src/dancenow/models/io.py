@@ -194,3 +194,23 @@ def load_component(
     module.to(device=device, dtype=dtype)
     module.eval()
     return module, config
+
+
+def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+    """A flat {name: tensor} state dict from `.safetensors` or a torch file, never unpickling
+    anything but tensors (`weights_only=True`); InputError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path), device="cpu")
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a user error
+        raise InputError(path, f"cannot read as a torch/safetensors state dict ({what}): {e}") from None
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise InputError(path, f"expected a flat state dict {{name: tensor}} ({what})")
+    return sd

@@ -216,22 +216,9 @@ def _load_hed(trunk: VGGTrunk, path: Path) -> None:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError(path, "VGG weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from dancenow.models.io import read_state_dict
 
-            sd = load_file(str(path), device="cpu")
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a user error
-        raise InputError(path, f"cannot read as a torch/safetensors state dict: {e}") from e
-    if not isinstance(sd, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()
-    ):
-        raise InputError(path, "expected a flat state dict {name: tensor} (torchvision VGG19 format)")
-    return sd
+    return read_state_dict(path, "torchvision VGG19 format")
 
 
 def _load_vgg19(trunk: VGGTrunk, path: Path) -> None:
