@@ -105,7 +105,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = load_config_file(a.config) if a.config else preset(a.preset)
     changes = _parse_sets(a.set)
     for flag, field in (("temporal", "use_temporal"), ("face_gan", "use_face_gan"), ("vgg_loss", "use_vgg_loss"),
-                        ("background", "use_background"), ("local_enhancer", "use_local_enhancer")):
+                        ("background", "use_background"), ("window", "person_window"),
+                        ("local_enhancer", "use_local_enhancer")):
         if getattr(a, flag) is not None:
             changes[field] = getattr(a, flag)
     for name in ("seed", "precision", "batch_size", "vgg_weights"):
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--face-gan", action=B, default=None, help="face GAN stage (paper; default on)")
     sp.add_argument("--vgg-loss", action=B, default=None, help="perceptual loss (default on)")
     sp.add_argument("--background", action=B, default=None, help="composite over the background plate (default on)")
+    sp.add_argument("--window", action=B, default=None,
+                    help="run the generator on a window around the person only (default on; needs --background)")
     sp.add_argument("--local-enhancer", action=B, default=None, help="pix2pixHD local enhancer stage")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field")
     sp.add_argument("-q", "--quiet", action="store_true")

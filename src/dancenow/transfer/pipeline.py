@@ -73,7 +73,7 @@ class TrainedModel:
         gen, gcfg = load_component(ck / "generator", device=device)
         p = config["person"]
         spec = PersonSpec(label_channels=p["label_channels"], use_temporal=p["use_temporal"],
-                          use_background=p["use_background"])
+                          use_background=p["use_background"], use_window=bool(p.get("use_window", False)))
         if gcfg.in_channels != spec.in_channels or gcfg.out_channels != spec.out_channels:
             raise InputError(ck / "generator", "generator does not match the run's config (channels)")
         width, height = (int(v) for v in config["data"]["size"])
