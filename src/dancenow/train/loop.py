@@ -45,6 +45,7 @@ from dancenow.train.distributed import DistInfo, barrier, broadcast_int, init_di
 
 RUN_CONFIG = "config.json"
 CALIBRATION_STEPS = 4
+REPLAN_EVERY = 50
 
 
 # ------------------------------------------------------------------ helpers
@@ -567,7 +568,7 @@ def _train(data_dir: Path, run_dir: Path, cfg: TrainConfig, resume: bool, max_mi
         step_fn = trainer.face_step if stage == "face" else trainer.body_step
         bar = tqdm(total=total, initial=stage_step, desc=f"train[{stage}]", unit="step", disable=not trainer.progress,
                    dynamic_ncols=True)
-        calib_t0 = None
+        calib_t0, calib_step = None, 0
         upper = total if total is not None else stage_step + 10**9
         sampler = StepSampler(len(trainer.dataset), cfg.seed, stage_index, stage_step, upper, cfg.batch_size, info)
         loader = DataLoader(trainer.dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_pairs,
@@ -585,20 +586,21 @@ def _train(data_dir: Path, run_dir: Path, cfg: TrainConfig, resume: bool, max_mi
             stage_step += 1
             done_this_call += 1
             bar.update()
-            # plan the stage from measured step time (after a warm-up step)
-            if total is None:
-                if stage_step == 1:
-                    calib_t0 = time.time()
-                elif stage_step == CALIBRATION_STEPS:
-                    per_step = (time.time() - calib_t0) / (CALIBRATION_STEPS - 1)
-                    rest = [trainer.stages[j] for j in range(stage_index, len(trainer.stages))]
-                    fr = {"global": cfg.time_fractions[0], "local": cfg.time_fractions[1], "face": cfg.time_fractions[2]}
-                    share = fr[stage] / max(1e-9, sum(fr[s] for s in rest))
-                    stage_budget = max(0.0, budget_s - elapsed()) * share
-                    total = broadcast_int(max(stage_step + 1, stage_step + int(stage_budget / per_step)), info, trainer.device)
-                    planned[stage] = total
-                    bar.total = total
-                    bar.refresh()
+            # plan the stage from measured step time (after a warm-up step), and re-plan every
+            # REPLAN_EVERY steps from the mean so far: step times drift (poses, validation, load)
+            if total is None and stage_step == 1:
+                calib_t0, calib_step = time.time(), stage_step
+            if calib_t0 is not None and (stage_step == calib_step + CALIBRATION_STEPS - 1
+                                         or (stage_step - calib_step) % REPLAN_EVERY == 0) and stage_step > calib_step:
+                per_step = (time.time() - calib_t0) / (stage_step - calib_step)
+                rest = [trainer.stages[j] for j in range(stage_index, len(trainer.stages))]
+                fr = {"global": cfg.time_fractions[0], "local": cfg.time_fractions[1], "face": cfg.time_fractions[2]}
+                share = fr[stage] / max(1e-9, sum(fr[s] for s in rest))
+                stage_budget = max(0.0, budget_s - elapsed()) * share
+                total = broadcast_int(max(stage_step + 1, stage_step + int(stage_budget / per_step)), info, trainer.device)
+                planned[stage] = total
+                bar.total = total
+                bar.refresh()
             if losses and (stage_step % cfg.log_every == 0 or stage_step == 1):
                 rec = {"stage": stage, "step": stage_step, "lr": lr, "time_s": round(elapsed(), 2), **losses}
                 history.append(rec)
