@@ -23,6 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import shared_data, synthetic_data_dir  # noqa: E402
 
+from dancenow.data.dataset import to_tensor  # noqa: E402
+from dancenow.pose.normalize import compute_stats, normalize_poses  # noqa: E402
 from dancenow.pose.render import render_pose  # noqa: E402
 from dancenow.train.config import preset  # noqa: E402
 from dancenow.train.distributed import pick_device  # noqa: E402
@@ -56,20 +58,27 @@ def main() -> None:
     print(f"device: {device}; source: {src.name} {frames[0].shape[1]}x{frames[0].shape[0]}, {len(frames)} frames")
     print(f"detection   {det_fps:8.1f} frames/s")
 
-    cases = [("cpu", 256, 256, "fp32")]  # bf16 autocast is ~2x slower on CPUs without bf16 units
+    # bf16 autocast is ~2x slower on CPUs without bf16 units
+    cases = [("cpu", 256, 256, "fp32", {}), ("cpu --no-window", 256, 256, "fp32", {"person_window": False})]
     if a.paper:
-        cases.append(("paper", 1024, 512, "bf16" if device.type == "cuda" else "fp32"))
-    for name, w, h, precision in cases:
-        data = synthetic_data_dir(w, h, root=tmp / name)
-        cfg = preset(name).replace(global_steps=1, local_steps=1 if name == "paper" else 0, face_steps=1,
+        cases.append(("paper", 1024, 512, "bf16" if device.type == "cuda" else "fp32", {}))
+    for name, w, h, precision, changes in cases:
+        key = name.replace(" ", "").replace("-", "_")
+        data = synthetic_data_dir(w, h, root=tmp / key)
+        cfg = preset(name.split()[0]).replace(**changes).replace(global_steps=1, local_steps=1 if name == "paper" else 0, face_steps=1,
                                    local_fix_global_steps=0, use_vgg_loss=False, val_every=10**6,
                                    sample_every=10**6, num_workers=0, channels_last=device.type == "cuda")
-        train(data, tmp / f"run_{name}", cfg, device=str(device), progress=False)
-        model = TrainedModel.load(tmp / f"run_{name}", device)
-        kp = seq.keypoints * np.array([w / frames[0].shape[1], h / frames[0].shape[0], 1], np.float32)
+        train(data, tmp / f"run_{key}", cfg, device=str(device), progress=False)
+        model = TrainedModel.load(tmp / f"run_{key}", device)
+        # the source's poses normalized into the target's frame, as `dancenow transfer` draws them
+        kp = normalize_poses(seq, compute_stats(seq), model.target_stats).keypoints
         t = time.perf_counter()
         labels = [render_pose(k, w, h) for k in kp]
         render_fps = len(labels) / (time.perf_counter() - t)
+        if model.generator.spec.use_window:
+            wins = [model.generator.windows_for(to_tensor(lab)[None])[0] for lab in labels]
+            frac = float(np.mean([(x1 - x0) * (y1 - y0) / (w * h) for x0, y0, x1, y1 in wins]))
+            print(f"[{name}] person window: {frac:.0%} of the frame on average")
         gen = Generator(model, precision)
         for lab in labels[:3]:
             gen(lab, None)  # warm-up
@@ -83,7 +92,7 @@ def main() -> None:
             torch.cuda.synchronize()
         gen_fps = len(outs) / (time.perf_counter() - t)
         t = time.perf_counter()
-        with VideoWriter(tmp / f"out_{name}.mp4", fps=15.0) as wr:
+        with VideoWriter(tmp / f"out_{key}.mp4", fps=15.0) as wr:
             for o in outs:
                 wr.write(o)
         enc_fps = len(outs) / (time.perf_counter() - t)

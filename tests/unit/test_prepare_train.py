@@ -15,7 +15,7 @@ from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs
 from dancenow.data.prepare import PrepareConfig, crop_box, prepare
 from dancenow.errors import InputError
 from dancenow.pose.schema import PoseSequence, empty_keypoints
-from dancenow.train.loop import StepSampler, lr_at, train, weights_digest
+from dancenow.train.loop import StepSampler, lr_at, plan_stage_steps, train, weights_digest
 from dancenow.train.distributed import DistInfo
 
 
@@ -78,6 +78,17 @@ def test_lr_schedule_constant_then_linear_decay():
     assert lr_at(cfg, 0, 100) == 1.0 and lr_at(cfg, 49, 100) == 1.0
     assert lr_at(cfg, 75, 100) == pytest.approx(0.5)
     assert lr_at(cfg, 100, 100) == 0.0
+
+
+def test_time_budget_plan_keeps_each_stage_to_its_share():
+    cfg = tiny_train_config(time_fractions=(0.85, 0.0, 0.15))
+    # global starts at t=0 of a 600 s budget: it must end at 510 s whenever it re-plans
+    assert plan_stage_steps(cfg, "global", ["global", "face"], 3, 1.0, 0.0, 3.0, 600.0) == 3 + 507
+    assert plan_stage_steps(cfg, "global", ["global", "face"], 400, 1.0, 0.0, 400.0, 600.0) == 400 + 110
+    # running late: one more step, never a negative plan
+    assert plan_stage_steps(cfg, "global", ["global", "face"], 600, 1.0, 0.0, 600.0, 600.0) == 601
+    # the last stage gets all the time left
+    assert plan_stage_steps(cfg, "face", ["face"], 10, 0.5, 520.0, 525.0, 600.0) == 10 + 150
 
 
 def test_tiny_model_learns_to_reconstruct(tmp_path):

@@ -89,6 +89,20 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * max(0.0, 1.0 - (step - start) / max(1, total - start))
 
 
+def plan_stage_steps(cfg: TrainConfig, stage: str, rest: list[str], step: int, per_step: float,
+                     stage_start: float, now: float, budget: float) -> int:
+    """Total steps of `stage` under a time budget (seconds since the run started).
+
+    The stage ends at its share (`cfg.time_fractions` among the stages `rest`, itself
+    first) of the time that was left when it started at `stage_start`; the steps still
+    to go are the time until then over the measured `per_step`. At least one more step.
+    """
+    fr = {"global": cfg.time_fractions[0], "local": cfg.time_fractions[1], "face": cfg.time_fractions[2]}
+    share = fr[stage] / max(1e-9, sum(fr[s] for s in rest))
+    stage_end = stage_start + max(0.0, budget - stage_start) * share
+    return max(step + 1, step + int(max(0.0, stage_end - now) / max(per_step, 1e-9)))
+
+
 class StepSampler(Sampler[int]):
     """Dataset indices for steps [start, stop) of a stage: a fresh seeded permutation per
     epoch, rank r taking every world-th sample. A pure function of the step."""
@@ -568,7 +582,7 @@ def _train(data_dir: Path, run_dir: Path, cfg: TrainConfig, resume: bool, max_mi
         step_fn = trainer.face_step if stage == "face" else trainer.body_step
         bar = tqdm(total=total, initial=stage_step, desc=f"train[{stage}]", unit="step", disable=not trainer.progress,
                    dynamic_ncols=True)
-        calib_t0, calib_step = None, 0
+        calib_t0, calib_step, stage_t0 = None, 0, 0.0
         upper = total if total is not None else stage_step + 10**9
         sampler = StepSampler(len(trainer.dataset), cfg.seed, stage_index, stage_step, upper, cfg.batch_size, info)
         loader = DataLoader(trainer.dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_pairs,
@@ -589,15 +603,13 @@ def _train(data_dir: Path, run_dir: Path, cfg: TrainConfig, resume: bool, max_mi
             # plan the stage from measured step time (after a warm-up step), and re-plan every
             # REPLAN_EVERY steps from the mean so far: step times drift (poses, validation, load)
             if total is None and stage_step == 1:
-                calib_t0, calib_step = time.time(), stage_step
+                calib_t0, calib_step, stage_t0 = time.time(), stage_step, elapsed()
             if calib_t0 is not None and (stage_step == calib_step + CALIBRATION_STEPS - 1
                                          or (stage_step - calib_step) % REPLAN_EVERY == 0) and stage_step > calib_step:
                 per_step = (time.time() - calib_t0) / (stage_step - calib_step)
-                rest = [trainer.stages[j] for j in range(stage_index, len(trainer.stages))]
-                fr = {"global": cfg.time_fractions[0], "local": cfg.time_fractions[1], "face": cfg.time_fractions[2]}
-                share = fr[stage] / max(1e-9, sum(fr[s] for s in rest))
-                stage_budget = max(0.0, budget_s - elapsed()) * share
-                total = broadcast_int(max(stage_step + 1, stage_step + int(stage_budget / per_step)), info, trainer.device)
+                rest = trainer.stages[stage_index:]
+                planned_here = plan_stage_steps(cfg, stage, rest, stage_step, per_step, stage_t0, elapsed(), budget_s)
+                total = broadcast_int(planned_here, info, trainer.device)
                 planned[stage] = total
                 bar.total = total
                 bar.refresh()
