@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dancenow.models.generator import GeneratorConfig, build_generator
-from dancenow.models.person import PersonGenerator, PersonSpec, crop_windows, person_windows
+from dancenow.models.person import PersonGenerator, PersonSpec, crop_windows, person_windows, window_feather
 
 
 def _labels():
@@ -54,7 +54,7 @@ def test_windowed_step_is_the_plate_outside_and_the_generator_inside():
     assert torch.equal(out[0][:, outside], bg[0][:, outside])
     with torch.no_grad():
         raw = g(torch.cat([crop_windows(lab, [(x0, y0, x1, y1)]), prev[:, :, y0:y1, x0:x1]], 1))
-    a = (raw[:, 3:4] + 1) / 2
+    a = (raw[:, 3:4] + 1) / 2 * window_feather([(x0, y0, x1, y1)], (64, 96))
     want = a * raw[:, :3] + (1 - a) * bg[:, :, y0:y1, x0:x1]
     assert torch.allclose(out[:, :, y0:y1, x0:x1], want, atol=1e-6)
     # the window is much smaller than the frame: that is the point
@@ -64,3 +64,14 @@ def test_windowed_step_is_the_plate_outside_and_the_generator_inside():
 def test_window_needs_the_background():
     with pytest.raises(ValueError, match="use_background"):
         PersonSpec(use_background=False, use_window=True)
+
+
+def test_feather_fades_inner_edges_only():
+    from dancenow.models.person import window_feather
+
+    f = window_feather([(0, 8, 32, 40)], (64, 96))  # touches the frame's left edge only
+    assert f.shape == (1, 1, 32, 32)
+    assert float(f[0, 0, 16, 0]) == 1.0          # frame edge: full weight
+    assert float(f[0, 0, 16, 31]) < 0.5          # inner edges fade
+    assert float(f[0, 0, 0, 16]) < 0.5 and float(f[0, 0, 31, 16]) < 0.5
+    assert float(f[0, 0, 16, 16]) == 1.0         # the middle is untouched

@@ -105,6 +105,33 @@ def paste_windows(frames: torch.Tensor, crops: torch.Tensor, windows: Sequence[W
     return out
 
 
+def window_feather(windows: Sequence[Window], frame: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """(B, 1, h, w) weights for the alpha matte of window crops: 1 inside, falling linearly
+    to 0 over half the margin at each window edge that lies inside the frame (frame edges
+    keep full weight). The person is a margin away from every edge, so only stray paint
+    near the border is faded, and no seam shows where the window meets the plate."""
+    fh, fw = frame
+    x0, y0, x1, y1 = windows[0]
+    h, w = y1 - y0, x1 - x0
+    ramp = max(1, window_margin(fw, fh) // 2)
+    out = []
+    for x0, y0, x1, y1 in windows:
+        ys = torch.arange(h, dtype=torch.float32, device=device)
+        xs = torch.arange(w, dtype=torch.float32, device=device)
+        wy = torch.ones(h, device=device)
+        wx = torch.ones(w, device=device)
+        if y0 > 0:
+            wy = torch.minimum(wy, (ys + 0.5) / ramp)
+        if y1 < fh:
+            wy = torch.minimum(wy, (h - ys - 0.5) / ramp)
+        if x0 > 0:
+            wx = torch.minimum(wx, (xs + 0.5) / ramp)
+        if x1 < fw:
+            wx = torch.minimum(wx, (w - xs - 0.5) / ramp)
+        out.append(wy.clamp(0, 1)[:, None] * wx.clamp(0, 1)[None, :])
+    return torch.stack(out)[:, None]
+
+
 class PersonGenerator(nn.Module):
     def __init__(self, generator: nn.Module, spec: PersonSpec, background: torch.Tensor | None = None):
         super().__init__()
@@ -128,10 +155,12 @@ class PersonGenerator(nn.Module):
             bg = nn.functional.interpolate(bg, size=size, mode="area")
         return bg.to(like.dtype)
 
-    def _compose(self, out: torch.Tensor, bg: torch.Tensor | None) -> torch.Tensor:
+    def _compose(self, out: torch.Tensor, bg: torch.Tensor | None, feather: torch.Tensor | None = None) -> torch.Tensor:
         if not self.spec.use_background:
             return out
         rgb, alpha = out[:, :3], (out[:, 3:4] + 1.0) * 0.5
+        if feather is not None:
+            alpha = alpha * feather.to(alpha.dtype)
         return alpha * rgb + (1.0 - alpha) * bg
 
     def windows_for(self, *labels: torch.Tensor) -> list[Window] | None:
@@ -140,14 +169,15 @@ class PersonGenerator(nn.Module):
             return None
         return person_windows(labels, self.size_multiple)
 
-    def _run(self, label: torch.Tensor, previous: torch.Tensor | None, bg: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, label: torch.Tensor, previous: torch.Tensor | None, bg: torch.Tensor | None,
+             feather: torch.Tensor | None = None) -> torch.Tensor:
         if self.spec.use_temporal:
             if previous is None:
                 previous = torch.zeros_like(label[:, :3])
             x = torch.cat([label, previous.to(label.dtype)], dim=1)
         else:
             x = label
-        return self._compose(self.generator(x), bg)
+        return self._compose(self.generator(x), bg, feather)
 
     def _bg_crops(self, label: torch.Tensor, windows: list[Window] | None) -> torch.Tensor | None:
         """The plate for whole frames like `label` (B, C, H, W), cut at `windows` when given."""
@@ -166,7 +196,8 @@ class PersonGenerator(nn.Module):
             return self._run(label, previous, self._bg_crops(label, None))
         bg_full = self._bg_crops(label, None)
         prev_c = None if previous is None else crop_windows(previous, windows)
-        out = self._run(crop_windows(label, windows), prev_c, crop_windows(bg_full, windows))
+        feather = window_feather(windows, tuple(label.shape[-2:]), label.device)
+        out = self._run(crop_windows(label, windows), prev_c, crop_windows(bg_full, windows), feather)
         return paste_windows(bg_full, out, windows)
 
     def forward_pair(self, label_prev: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
