@@ -179,12 +179,11 @@ class PersonGenerator(nn.Module):
             x = label
         return self._compose(self.generator(x), bg, feather)
 
-    def _bg_crops(self, label: torch.Tensor, windows: list[Window] | None) -> torch.Tensor | None:
-        """The plate for whole frames like `label` (B, C, H, W), cut at `windows` when given."""
+    def _plate(self, label: torch.Tensor) -> torch.Tensor | None:
+        """The background plate for whole frames like `label` (B, C, H, W)."""
         if not self.spec.use_background:
             return None
-        bg = self._background(tuple(label.shape[-2:]), label).expand(label.shape[0], -1, -1, -1)
-        return bg if windows is None else crop_windows(bg, windows)
+        return self._background(tuple(label.shape[-2:]), label).expand(label.shape[0], -1, -1, -1)
 
     def step(self, label: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """One whole frame: label (B, 3, H, W), previous output (B, 3, H, W) or None -> (B, 3, H, W).
@@ -193,8 +192,8 @@ class PersonGenerator(nn.Module):
         """
         windows = self.windows_for(label)
         if windows is None:
-            return self._run(label, previous, self._bg_crops(label, None))
-        bg_full = self._bg_crops(label, None)
+            return self._run(label, previous, self._plate(label))
+        bg_full = self._plate(label)
         prev_c = None if previous is None else crop_windows(previous, windows)
         feather = window_feather(windows, tuple(label.shape[-2:]), label.device)
         out = self._run(crop_windows(label, windows), prev_c, crop_windows(bg_full, windows), feather)
