@@ -175,7 +175,7 @@ class Generator:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.model.device.type, dtype=dtype)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, label: np.ndarray, face_box: np.ndarray | None) -> np.ndarray:
         m = self.model
         x = to_tensor(label)[None].to(m.device)
