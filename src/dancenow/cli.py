@@ -112,6 +112,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     for name in ("seed", "precision", "batch_size", "vgg_weights"):
         if getattr(a, name) is not None:
             changes[name] = getattr(a, name)
+    if a.vgg_weights is not None and a.vgg_loss is None:  # naming weights means using them
+        changes["use_vgg_loss"] = True
     try:
         cfg = cfg.replace(**changes)
     except (TypeError, ValueError) as exc:
@@ -224,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     B = argparse.BooleanOptionalAction
     sp.add_argument("--temporal", action=B, default=None, help="temporal smoothing (paper; default on)")
     sp.add_argument("--face-gan", action=B, default=None, help="face GAN stage (paper; default on)")
-    sp.add_argument("--vgg-loss", action=B, default=None, help="perceptual loss (default on)")
+    sp.add_argument("--vgg-loss", action=B, default=None,
+                    help="perceptual loss (default: on in the paper preset, off in cpu and demo; --vgg-weights turns it on)")
     sp.add_argument("--background", action=B, default=None, help="composite over the background plate (default on)")
     sp.add_argument("--window", action=B, default=None,
                     help="run the generator on a window around the person only (default on; needs --background)")
