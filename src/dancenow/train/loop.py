@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from dancenow.models.discriminator import DiscriminatorConfig, build_discriminat
 from dancenow.models.face import FaceGeneratorConfig, build_face_generator, face_discriminator_config
 from dancenow.models.generator import GeneratorConfig, LocalEnhancer, build_generator
 from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
-from dancenow.models.person import PersonGenerator, PersonSpec, crop_windows
+from dancenow.models.person import PersonGenerator, PersonSpec, crop_windows, person_windows
 from dancenow.pose.pipeline import TARGET_STATS_FILE
 from dancenow.train import checkpoint as ckpt
 from dancenow.train.config import TrainConfig
@@ -146,27 +145,6 @@ def paste_faces(image: torch.Tensor, boxes: torch.Tensor, keep: torch.Tensor, fa
     for j, i in enumerate(keep.tolist()):
         x0, y0, x1, y1 = (int(v) for v in boxes[i])
         out[i, :, y0:y1, x0:x1] = faces[j].clamp(-1, 1).to(out.dtype)
-    return out
-
-
-def person_boxes_from_labels(labels: torch.Tensor, margin: int, multiple: int = 16) -> list[tuple[int, int, int, int]]:
-    """Per sample, the box (x0, y0, x1, y1) around drawn label pixels, grown and snapped to `multiple`."""
-    h, w = labels.shape[-2:]
-    drawn = (labels > -0.99).any(dim=1)  # (B, H, W)
-    out = []
-    for m in drawn:
-        ys, xs = torch.nonzero(m, as_tuple=True)
-        if len(ys) == 0:
-            out.append((0, 0, w, h))
-            continue
-        x0, x1 = int(xs.min()) - margin, int(xs.max()) + 1 + margin
-        y0, y1 = int(ys.min()) - margin, int(ys.max()) + 1 + margin
-        bw = min(w, max(multiple, math.ceil((x1 - x0) / multiple) * multiple))
-        bh = min(h, max(multiple, math.ceil((y1 - y0) / multiple) * multiple))
-        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
-        x0 = min(max(0, cx - bw // 2), w - bw)
-        y0 = min(max(0, cy - bh // 2), h - bh)
-        out.append((x0, y0, x0 + bw, y0 + bh))
     return out
 
 
@@ -319,7 +297,8 @@ class Trainer:
     def _vgg(self, fake: torch.Tensor, real: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         if not self.cfg.vgg_on_person_crop or self.spec.use_window:  # a window is already the person's box
             return self.vgg(fake, real)
-        boxes = person_boxes_from_labels(label, margin=max(4, label.shape[-1] // 32))
+        margin = max(4, label.shape[-1] // 32)
+        boxes = [person_windows([label[i : i + 1]], self.G.size_multiple, margin)[0] for i in range(label.shape[0])]
         total = 0.0
         for i, (x0, y0, x1, y1) in enumerate(boxes):
             total = total + self.vgg(fake[i : i + 1, :, y0:y1, x0:x1], real[i : i + 1, :, y0:y1, x0:x1])
