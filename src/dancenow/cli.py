@@ -67,7 +67,7 @@ def cmd_render(a: argparse.Namespace) -> int:
 def cmd_synth(a: argparse.Namespace) -> int:
     from dancenow.synthetic import synth_to_files
 
-    synth_to_files(a.subject, a.dance, a.seconds, a.fps, a.size, a.output, a.poses)
+    synth_to_files(a.subject, a.dance, a.seconds, a.fps, a.size, a.output, a.poses, varied=a.varied)
     print(f"{a.output}: synthetic subject {a.subject}, dance {a.dance}, {a.seconds:g} s at {a.fps:g} fps")
     return 0
 
@@ -138,6 +138,7 @@ def _synthetic(a: argparse.Namespace, title: str) -> int:
     from dancenow.eval.synthetic_benchmark import SyntheticBenchmarkConfig, run_synthetic
 
     cfg = SyntheticBenchmarkConfig(train_minutes=a.train_minutes, target_seconds=a.seconds, size=a.size,
+                                   video_size=a.video_size,
                                    seed=a.seed, pose_eval=not a.no_pose_eval, preset=a.preset)
     m = run_synthetic(a.output, cfg, device=a.device, progress=not a.quiet)
     g = m["ground_truth"]
@@ -268,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--preset", default=preset, choices=["demo", "cpu", "paper"])
         sp.add_argument("--train-minutes", type=float, default=minutes, help=f"training time (default {minutes:g})")
         sp.add_argument("--seconds", type=float, default=20.0, help="length of the synthetic target video")
-        sp.add_argument("--size", type=int, default=size)
+        sp.add_argument("--size", type=int, default=size, help=f"the model's frame size (default {size})")
+        sp.add_argument("--video-size", type=int, default=256,
+                        help="frame size of the synthetic videos, what the camera films (default 256)")
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--no-pose-eval", action="store_true", help="skip re-running the detector on the output")
         sp.add_argument("--device", default="auto")
@@ -288,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dance", type=int, default=7)
     sp.add_argument("--seconds", type=float, default=20.0)
     sp.add_argument("--fps", type=float, default=15.0)
+    sp.add_argument("--varied", action="store_true",
+                    help="a range-of-motion routine (every arm move, no repeats), as a target video should be")
     sp.add_argument("--size", type=_size, default=(256, 256))
     sp.add_argument("-o", "--output", required=True, help="video (.mp4)")
     sp.add_argument("--poses", required=True, help="exact keypoints (.npz)")

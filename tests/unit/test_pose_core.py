@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dancenow.errors import InputError
-from dancenow.pose.normalize import NormConfig, compute_stats, normalize_poses
+from dancenow.pose.normalize import NormConfig, apply_transforms, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.render import RenderStyle, render_pose, stroke_widths
 from dancenow.pose.schema import B, BODY_COLORS, N_KEYPOINTS, NOSE, PoseSequence, empty_keypoints
 from dancenow.pose.smoothing import SmoothingConfig, fill_gaps, gaussian_smooth, median_filter, smooth_poses
@@ -153,6 +153,25 @@ def test_source_walking_toward_camera_maps_onto_target_depth_range():
     again = compute_stats(out, CFG)
     assert again.ankle_far == pytest.approx(300) and again.height_close == pytest.approx(200)
     assert "normalization" in out.meta
+
+
+def test_source_transforms_map_other_keypoints_like_the_normalized_poses():
+    """The per-frame transforms reproduce normalize_poses, and move any keypoints of the
+    source frame (e.g. a synthetic source's exact skeleton) the same way."""
+    ys, hs = _walk(100, 200, 50, 100)
+    src = _walker(ys, hs, x=100)
+    tgt = _walker(*_walk(300, 400, 120, 200), x=400, width=800, height=600)
+    s_stats, t_stats = compute_stats(src, CFG), compute_stats(tgt, CFG)
+    scale, a_src, a_tgt = source_transforms(src, s_stats, t_stats, CFG)
+    assert np.allclose(apply_transforms(src.keypoints, scale, a_src, a_tgt),
+                       normalize_poses(src, s_stats, t_stats, CFG).keypoints)
+    other = src.keypoints.copy()
+    other[:, :, 0] += 7.0 * (other[:, :, 2] > 0)  # 7 source px to the right
+    moved = apply_transforms(other, scale, a_src, a_tgt)
+    base = apply_transforms(src.keypoints, scale, a_src, a_tgt)
+    ok = src.keypoints[:, :, 2] > 0
+    assert np.allclose((moved - base)[..., 0][ok], np.broadcast_to(7.0 * scale[:, None], ok.shape)[ok], atol=1e-3)
+    assert np.all(moved[~ok] == 0)
 
 
 def test_jump_is_not_read_as_a_step_back():

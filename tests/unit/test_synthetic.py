@@ -202,6 +202,21 @@ def test_dance_is_smooth_on_the_beat_and_subject_independent():
         make_dance(1, 2.0, 15.0, bpm=1000.0)
 
 
+def test_varied_routine_shows_every_arm_move_and_stays_smooth():
+    from dancenow.synthetic.dance import ARM_MOVES
+
+    plain, varied = make_dance(7, 20.0, 15.0), make_dance(7, 20.0, 15.0, varied=True)
+    shown = {m for arm, _ in varied.moves for m in arm.split("+")}
+    assert shown == set(ARM_MOVES)  # 20 s at this seed's tempo: every arm move
+    assert len({arm for arm, _ in plain.moves}) < len(ARM_MOVES)
+    assert varied.bpm == plain.bpm and len(varied) == len(plain)
+    joints = [i for i, c in enumerate(CHANNELS) if c != "blink"]
+    # no jumps at 15 fps where moves change: joint speeds like those of the seed's plain dance
+    assert np.abs(np.diff(varied.angles[:, joints], axis=0)).max() < 1.3 * np.abs(np.diff(plain.angles[:, joints], axis=0)).max()
+    assert varied.contact.any(axis=1).all()
+    np.testing.assert_array_equal(make_dance(7, 20.0, 15.0, varied=True).angles, varied.angles)
+
+
 def test_offset_and_scale_place_the_subject(dance):
     s = make_subject(1)
     cam = Camera()

@@ -165,6 +165,34 @@ def _fill_track(v: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[ok], v[ok])
 
 
+def source_transforms(
+    source: PoseSequence, src_stats: NormStats, tgt_stats: NormStats, cfg: NormConfig = NormConfig()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-frame similarity transforms that :func:`normalize_poses` applies:
+    (scale (T,), anchor_src (T, 2), anchor_tgt (T, 2)), p' = anchor_tgt + scale * (p - anchor_src).
+
+    Frames where the feet are not visible use the ground point interpolated from
+    neighbouring frames.
+    """
+    ax, ay = ankle_track(source.keypoints, cfg.min_conf)
+    if not np.isfinite(ay).any():
+        raise ValueError("the source never shows an ankle: cannot normalize")
+    ax, ay = _fill_track(ax), _fill_track(ay)
+    ay = ground_track(ay, int(round(cfg.ground_window_s * source.fps)))
+    scale, a_src, a_tgt, _ = frame_transforms(ax, ay, src_stats, tgt_stats)
+    return scale, a_src, a_tgt
+
+
+def apply_transforms(keypoints: np.ndarray, scale: np.ndarray, anchor_src: np.ndarray,
+                     anchor_tgt: np.ndarray) -> np.ndarray:
+    """(T, K, 3) keypoints moved by per-frame similarity transforms; missing points stay (0, 0, 0)."""
+    kp = np.array(keypoints, dtype=np.float32, copy=True)
+    present = kp[:, :, 2] > 0
+    xy = anchor_tgt[:, None, :] + scale[:, None, None] * (kp[:, :, :2] - anchor_src[:, None, :])
+    kp[:, :, :2] = np.where(present[:, :, None], xy, 0.0)
+    return kp
+
+
 def normalize_poses(
     source: PoseSequence, src_stats: NormStats, tgt_stats: NormStats, cfg: NormConfig = NormConfig()
 ) -> PoseSequence:
@@ -174,16 +202,7 @@ def normalize_poses(
     neighbouring frames. Missing points stay missing. The statistics are recorded in
     meta['normalization'].
     """
-    ax, ay = ankle_track(source.keypoints, cfg.min_conf)
-    if not np.isfinite(ay).any():
-        raise ValueError("the source never shows an ankle: cannot normalize")
-    ax, ay = _fill_track(ax), _fill_track(ay)
-    ay = ground_track(ay, int(round(cfg.ground_window_s * source.fps)))
-    scale, a_src, a_tgt, _ = frame_transforms(ax, ay, src_stats, tgt_stats)
-    kp = source.keypoints.copy()
-    present = kp[:, :, 2] > 0
-    xy = a_tgt[:, None, :] + scale[:, None, None] * (kp[:, :, :2] - a_src[:, None, :])
-    kp[:, :, :2] = np.where(present[:, :, None], xy, 0.0)
+    kp = apply_transforms(source.keypoints, *source_transforms(source, src_stats, tgt_stats, cfg))
     meta = dict(source.meta)
     meta["normalization"] = {"source": src_stats.to_dict(), "target": tgt_stats.to_dict(), "config": asdict(cfg)}
-    return replace(source, keypoints=kp.astype(np.float32), width=tgt_stats.width, height=tgt_stats.height, meta=meta)
+    return replace(source, keypoints=kp, width=tgt_stats.width, height=tgt_stats.height, meta=meta)

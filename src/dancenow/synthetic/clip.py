@@ -78,10 +78,12 @@ def make_clip(
     offset: tuple[float, float] = (0.0, 0.0),
     scale: float = 1.0,
     camera: Camera = Camera(),
+    varied: bool = False,
 ) -> SyntheticClip:
-    """Subject `subject_seed` dancing dance `dance_seed` for `seconds` at `fps` in a (W, H) frame."""
+    """Subject `subject_seed` dancing dance `dance_seed` for `seconds` at `fps` in a (W, H) frame
+    (varied: a range-of-motion routine, see :func:`dancenow.synthetic.dance.make_dance`)."""
     subject = make_subject(subject_seed)
-    dance = make_dance(dance_seed, seconds, fps, bpm=bpm)
+    dance = make_dance(dance_seed, seconds, fps, bpm=bpm, varied=varied)
     poses = pose_subject(subject, dance, _size(size), offset=offset, scale=scale, camera=camera)
     return SyntheticClip(subject=subject, dance=dance, poses=poses)
 
@@ -110,12 +112,13 @@ def synth_to_files(
     poses_path: str | Path | None = None,
     *,
     bpm: float | None = None,
+    varied: bool = False,
 ) -> SyntheticClip:
     """`dancenow synth`: make the clip of subject seed `subject` dancing dance seed `dance` and write
     the video (and poses). Returns the clip (poses, dance and subject for a summary).
     Bad arguments raise DancenowError (one line); unwritable paths InputError."""
     try:
-        clip = make_clip(subject, dance, seconds, fps, size, bpm=bpm)
+        clip = make_clip(subject, dance, seconds, fps, size, bpm=bpm, varied=varied)
     except ValueError as exc:
         raise DancenowError(f"synth: {exc}") from None
     write_clip(clip, video_path, poses_path)

@@ -286,8 +286,14 @@ def _feet_track(beats: np.ndarray, steps: list[_Step], start: list[tuple[float, 
     return feet, contact, base.mean(axis=1)
 
 
-def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = None) -> Dance:
-    """A seeded dance of `seconds` at `fps` (tempo `bpm`, default drawn from 90-128 by the seed)."""
+def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = None, varied: bool = False) -> Dance:
+    """A seeded dance of `seconds` at `fps` (tempo `bpm`, default drawn from 90-128 by the seed).
+
+    varied: a range-of-motion routine, as a target video should be: arm moves change every
+    4 beats instead of 8 and cycle through a seeded order of all of them (20 s at 100 bpm
+    shows every arm move), leg moves cycle likewise after the warm-up; otherwise moves are
+    drawn independently and may repeat.
+    """
     if not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"seconds must be positive, got {seconds}")
     if not (fps > 0 and math.isfinite(fps)):
@@ -311,6 +317,10 @@ def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = Non
     start_feet = list(planner.pos)
     moves: list[tuple[str, str]] = []
     yaw_target = 0.0
+    order = np.random.default_rng([check_seed(seed), 0x5A11E])
+    arm_cycle = [ARM_MOVES[i] for i in order.permutation(len(ARM_MOVES))]
+    leg_cycle = [m for m in (LEG_MOVES[i] for i in order.permutation(len(LEG_MOVES))) if m not in ("bounce", "travel")]
+    leg_cycle += ["bounce", "travel"]
     for seg in range(n_seg):
         arm = ARM_MOVES[int(rng.integers(len(ARM_MOVES)))]
         # warm up in place, then travel (in depth too); later moves drawn at random, travel more often
@@ -318,10 +328,17 @@ def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = Non
             leg = ("bounce", "travel")[seg]
         else:
             leg = LEG_MOVES[int(rng.choice(len(LEG_MOVES), p=_LEG_P))]
+        if varied:  # the same draws are made either way, so the rest of the dance is the seed's
+            leg = leg if seg < 2 else leg_cycle[(seg - 2) % len(leg_cycle)]
+            a, b = arm_cycle[(2 * seg) % len(arm_cycle)], arm_cycle[(2 * seg + 1) % len(arm_cycle)]
+            arm_keys = _arm_move(a, rng)[:4] + _arm_move(b, rng)[:4]  # two arm moves per 8 beats
+            arm = f"{a}+{b}"
+        else:
+            arm_keys = _arm_move(arm, rng)
         moves.append((arm, leg))
         yaw_prev, yaw_target = yaw_target, float(rng.uniform(-0.45, 0.45))
         sing = rng.random() < 0.5
-        for k, (ra, la, extra) in enumerate(_arm_move(arm, rng)):
+        for k, (ra, la, extra) in enumerate(arm_keys):
             row = keys[1 + 8 * seg + k]
             for i, kname in enumerate(ARM_KEYS):
                 row[_CH[f"r_{kname}"]] = ra[i]

@@ -109,9 +109,13 @@ PRESETS: dict[str, TrainConfig] = {
     # 6 minutes the edge-tuned HED VGG16 (the only trunk available offline) paints speckle,
     # and without it the same time gives 1.65x the steps and better SSIM, PSNR and even
     # perceptual distance against the ground truth (person SSIM 0.62 vs 0.50).
+    # L1 x100 and lr 5e-4: in 6 minutes the loss mix decides. Person SSIM against the exact
+    # truth, same data and seed: L1 x10 / lr 2e-4 0.627, x50 0.676, x100 0.687, x200 0.696,
+    # x100 with lr 5e-4 0.704 (x200 with 5e-4: 0.701). The GAN and feature matching stay on.
     "demo": TrainConfig(
         preset="demo", ngf=16, n_down=4, n_blocks=4, ndf=16, num_D=2, face_ngf=16, face_ndf=16,
-        face_n_blocks=2, use_vgg_loss=False, lambda_l1=10.0, lambda_face_l1=10.0, precision="fp32", global_steps=3000,
+        face_n_blocks=2, use_vgg_loss=False, lambda_l1=100.0, lambda_face_l1=10.0, lr=5e-4, precision="fp32",
+        global_steps=3000,
         face_steps=300, vgg_on_both_frames=False, time_fractions=(0.9, 0.0, 0.1),
         checkpoint_every=500, sample_every=500, val_every=1000,
     ),

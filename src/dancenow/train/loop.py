@@ -220,7 +220,8 @@ class Trainer:
         return nn.parallel.DistributedDataParallel(m, device_ids=ids)
 
     def _adam(self, params) -> torch.optim.Adam:
-        return torch.optim.Adam([p for p in params], lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2))
+        # foreach: one fused update over all tensors (on CPU the per-tensor default cost ~10% of a demo step)
+        return torch.optim.Adam([p for p in params], lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2), foreach=True)
 
     # ---------------------------------------------------------- nets per stage
     def build_stage(self, stage: str, stage_index: int, prev_ckpt: Path | None, stage_step: int = 0) -> None:

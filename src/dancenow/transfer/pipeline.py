@@ -35,7 +35,7 @@ from dancenow.data.prepare import face_boxes
 from dancenow.errors import InputError
 from dancenow.models.io import load_component
 from dancenow.models.person import PersonGenerator, PersonSpec
-from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses
+from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.pipeline import TARGET_STATS_FILE
 from dancenow.pose.render import render_pose
 from dancenow.pose.schema import BODY, PoseSequence
@@ -250,6 +250,37 @@ class TransferResult:
     seconds: dict
 
 
+@dataclass(frozen=True, eq=False)
+class SourcePlan:
+    """The source's poses made ready for generation (before resampling and cutting).
+
+    segments: (T,) scene-segment id per source frame. smooth: the per-segment smoothed poses
+    (source pixels). stats: the source's normalization statistics. normalized: `smooth` in
+    the target's pixels. transforms: (scale (T,), anchor_src (T, 2), anchor_tgt (T, 2)), the
+    per-frame similarity that maps source pixels to target pixels (it maps any keypoints of
+    the source frame the same way, e.g. the exact skeleton of a synthetic source).
+    """
+
+    segments: np.ndarray
+    smooth: PoseSequence
+    stats: NormStats
+    normalized: PoseSequence
+    transforms: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def plan_source(seq: PoseSequence, target_stats: NormStats, cfg: "TransferConfig", source: Path | str = "source"
+                ) -> SourcePlan:
+    """Scene segments, per-segment smoothing and global normalization of the source's poses."""
+    segments = scene_segments(seq.keypoints, cfg.cut_threshold)
+    smooth = smooth_by_segment(seq, segments, cfg.smoothing)
+    try:
+        stats = compute_stats(smooth)
+        normalized = normalize_poses(smooth, stats, target_stats)
+    except ValueError as exc:
+        raise InputError(source, f"cannot normalize the source: {exc}") from None
+    return SourcePlan(segments, smooth, stats, normalized, source_transforms(smooth, stats, target_stats))
+
+
 def load_source_poses(source: Path, poses: str | Path | None, progress: bool) -> PoseSequence:
     if poses is None:
         from dancenow.pose.detect import detect_video
@@ -284,19 +315,14 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
     if not seq.detected().any():
         raise InputError(source, "no person detected in any frame: nothing to transfer")
     t = time.time()
-    segments = scene_segments(seq.keypoints, cfg.cut_threshold)
-    smooth = smooth_by_segment(seq, segments, cfg.smoothing)
-    try:
-        src_stats = compute_stats(smooth)
-    except ValueError as exc:
-        raise InputError(source, f"cannot normalize the source: {exc}") from None
-    norm = normalize_poses(smooth, src_stats, model.target_stats)
+    plan = plan_source(seq, model.target_stats, cfg, source)
+    norm, segments = plan.normalized, plan.segments
     idx, fps = resample_indices(seq.timestamps, cfg.fps, cfg.start, cfg.end)
     if len(idx) == 0:
         raise InputError(source, f"no frames between --start {cfg.start} and --end {cfg.end}")
     sub = PoseSequence(norm.keypoints[idx], norm.width, norm.height, fps, norm.timestamps[idx], norm.meta)
     sub_seg = segments[idx]
-    present = (smooth.keypoints[idx][:, BODY, 2] > 0.1).sum(axis=1) >= 3
+    present = (plan.smooth.keypoints[idx][:, BODY, 2] > 0.1).sum(axis=1) >= 3
     times["normalize_s"] = time.time() - t
 
     need_source = cfg.side_by_side
