@@ -202,6 +202,16 @@ def test_dance_is_smooth_on_the_beat_and_subject_independent():
         make_dance(1, 2.0, 15.0, bpm=1000.0)
 
 
+def test_a_seed_gives_the_same_dance_across_versions():
+    """Seeds are part of the interface (the demo, benchmarks and users' configs name them):
+    a change to the generator must not silently change the dance a seed makes."""
+    d = make_dance(3, 10.0, 15.0)
+    assert d.moves == (("punch", "bounce"), ("disco", "travel"), ("punch", "march"))
+    assert d.bpm == pytest.approx(118.39155789078073, rel=1e-12)
+    assert d.angles[[10, 70, 140]].sum(axis=1) == pytest.approx([9.980665, 10.370019, 10.038525], abs=1e-5)
+    assert d.feet[[10, 70, 140]].sum(axis=(1, 2)) == pytest.approx([9.2, 9.290646, 10.633501], abs=1e-5)
+
+
 def test_varied_routine_shows_every_arm_move_and_stays_smooth():
     from dancenow.synthetic.dance import ARM_MOVES
 

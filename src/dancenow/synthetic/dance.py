@@ -330,14 +330,15 @@ def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = Non
             leg = LEG_MOVES[int(rng.choice(len(LEG_MOVES), p=_LEG_P))]
         if varied:  # the same draws are made either way, so the rest of the dance is the seed's
             leg = leg if seg < 2 else leg_cycle[(seg - 2) % len(leg_cycle)]
-            a, b = arm_cycle[(2 * seg) % len(arm_cycle)], arm_cycle[(2 * seg + 1) % len(arm_cycle)]
-            arm_keys = _arm_move(a, rng)[:4] + _arm_move(b, rng)[:4]  # two arm moves per 8 beats
-            arm = f"{a}+{b}"
-        else:
-            arm_keys = _arm_move(arm, rng)
+            pair = (arm_cycle[(2 * seg) % len(arm_cycle)], arm_cycle[(2 * seg + 1) % len(arm_cycle)])
+            arm = "+".join(pair)
         moves.append((arm, leg))
         yaw_prev, yaw_target = yaw_target, float(rng.uniform(-0.45, 0.45))
         sing = rng.random() < 0.5
+        if varied:  # two arm moves per 8 beats
+            arm_keys = _arm_move(pair[0], rng)[:4] + _arm_move(pair[1], rng)[:4]
+        else:
+            arm_keys = _arm_move(arm, rng)
         for k, (ra, la, extra) in enumerate(arm_keys):
             row = keys[1 + 8 * seg + k]
             for i, kname in enumerate(ARM_KEYS):
