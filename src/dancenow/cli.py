@@ -159,13 +159,13 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from dancenow.eval.report import run_evaluate
 
-    return run_evaluate(a.model, a.data, a.output, a.device, a.max_frames)
+    return run_evaluate(a.model, a.data, a.output, a.device, a.max_frames, progress=not a.quiet)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
     from dancenow.eval.report import run_compare
 
-    return run_compare(a.runs, a.data, a.output, a.device, a.max_frames)
+    return run_compare(a.runs, a.data, a.output, a.device, a.max_frames, progress=not a.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True, help="report folder")
     sp.add_argument("--max-frames", type=int, help="evaluate only the first N held-out frames")
     sp.add_argument("--device", default="auto")
+    sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("compare", cmd_compare, "evaluate several runs on the same frames and write one table")
     sp.add_argument("runs", nargs="+", help="trained run folders")
@@ -263,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--max-frames", type=int)
     sp.add_argument("--device", default="auto")
+    sp.add_argument("-q", "--quiet", action="store_true")
 
     def synthetic_args(sp: argparse.ArgumentParser, minutes: float, out: str | None, size: int, preset: str) -> None:
         sp.add_argument("-o", "--output", required=out is None, default=out, help="output folder")

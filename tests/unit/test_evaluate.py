@@ -276,3 +276,16 @@ def test_evaluate_with_the_real_detector(tiny, tmp_path):
     assert r.n_frames == 2
     assert 0 <= r.pose_real.frames_with_person <= 2
     assert (tmp_path / "real" / "report.md").is_file()
+
+
+def test_evaluate_and_compare_cli_quiet(tiny, tmp_path, capsys):
+    from dancenow.cli import main
+
+    assert main(["evaluate", "--model", str(tiny["full"]), "--data", str(tiny["data"]), "-o", str(tmp_path / "e"),
+                 "--max-frames", "2", "--device", "cpu", "-q"]) == 0
+    assert main(["compare", str(tiny["full"]), str(tiny["no_temporal"]), "--data", str(tiny["data"]),
+                 "-o", str(tmp_path / "c"), "--max-frames", "2", "--device", "cpu", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert "body SSIM" in out and "compare.md" in out
+    assert "frame/s" not in err  # no progress bars
+    assert (tmp_path / "e" / "report.md").is_file() and (tmp_path / "c" / "compare.md").is_file()

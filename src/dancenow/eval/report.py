@@ -623,9 +623,9 @@ def summary_line(r: EvalReport) -> str:
 
 
 def run_evaluate(model: str | Path, data: str | Path, output: str | Path, device: str | None = None,
-                 max_frames: int | None = None) -> int:
+                 max_frames: int | None = None, progress: bool = True) -> int:
     """CLI body of `dancenow evaluate`: evaluate, print a short summary; returns the exit code."""
-    r = evaluate(model, data, output, device=device, max_frames=max_frames)
+    r = evaluate(model, data, output, device=device, max_frames=max_frames, progress=progress)
     print(summary_line(r))
     if r.lpips_status:
         print(f"note: {r.perceptual_metric} is not LPIPS (LPIPS weights not installed; see report.md)")
@@ -634,9 +634,9 @@ def run_evaluate(model: str | Path, data: str | Path, output: str | Path, device
 
 
 def run_compare(runs: Sequence[str | Path], data: str | Path, output: str | Path, device: str | None = None,
-                max_frames: int | None = None) -> int:
+                max_frames: int | None = None, progress: bool = True) -> int:
     """CLI body of `dancenow compare`: evaluate every run on the same frames, print one line each."""
-    reports = compare(runs, data, output, device=device, max_frames=max_frames)
+    reports = compare(runs, data, output, device=device, max_frames=max_frames, progress=progress)
     for r in reports:
         print(summary_line(r))
     if reports and reports[0].lpips_status:
