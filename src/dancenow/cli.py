@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seconds", type=float, default=20.0)
     sp.add_argument("--fps", type=float, default=15.0)
     sp.add_argument("--varied", action="store_true",
-                    help="a range-of-motion routine (every arm move, no repeats), as a target video should be")
+                    help="a range-of-motion routine (every arm move before any repeats), as a target video should be")
     sp.add_argument("--size", type=_size, default=(256, 256))
     sp.add_argument("-o", "--output", required=True, help="video (.mp4)")
     sp.add_argument("--poses", required=True, help="exact keypoints (.npz)")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dancenow.atomic import atomic_path, write_json
+from dancenow.eval.metrics import body_box, crop, psnr, ssim
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,6 @@ class _Scores:
     perceptual_person: list[float] = field(default_factory=list)
 
     def add(self, result: np.ndarray, truth: np.ndarray, box, perceptual) -> None:
-        from dancenow.eval.metrics import crop, psnr, ssim
-
         self.ssim_full.append(ssim(result, truth))
         self.psnr_full.append(psnr(result, truth, cap=60.0))
         if box is not None:
@@ -106,7 +105,6 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
 
     from dancenow.data.prepare import PrepareConfig, crop_resize, prepare
     from dancenow.eval.lpips import perceptual_metric
-    from dancenow.eval.metrics import body_box
     from dancenow.synthetic import make_clip, make_subject, write_clip
     from dancenow.train.config import preset
     from dancenow.train.distributed import pick_device

@@ -317,10 +317,11 @@ def make_dance(seed: int, seconds: float, fps: float, *, bpm: float | None = Non
     start_feet = list(planner.pos)
     moves: list[tuple[str, str]] = []
     yaw_target = 0.0
-    order = np.random.default_rng([check_seed(seed), 0x5A11E])
-    arm_cycle = [ARM_MOVES[i] for i in order.permutation(len(ARM_MOVES))]
-    leg_cycle = [m for m in (LEG_MOVES[i] for i in order.permutation(len(LEG_MOVES))) if m not in ("bounce", "travel")]
-    leg_cycle += ["bounce", "travel"]
+    if varied:  # seeded orders of all moves; a generator of its own, so `rng` draws as for a plain dance
+        order = np.random.default_rng([check_seed(seed), 0x5A11E])
+        arm_cycle = [ARM_MOVES[i] for i in order.permutation(len(ARM_MOVES))]
+        leg_cycle = [LEG_MOVES[i] for i in order.permutation(len(LEG_MOVES)) if LEG_MOVES[i] not in ("bounce", "travel")]
+        leg_cycle += ["bounce", "travel"]
     for seg in range(n_seg):
         arm = ARM_MOVES[int(rng.integers(len(ARM_MOVES)))]
         # warm up in place, then travel (in depth too); later moves drawn at random, travel more often
