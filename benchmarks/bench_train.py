@@ -22,24 +22,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import synthetic_data_dir  # noqa: E402
 
 from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs  # noqa: E402
-from dancenow.train import checkpoint as ckpt  # noqa: E402
-from dancenow.train.config import preset  # noqa: E402
-from dancenow.train.distributed import DistInfo, pick_device  # noqa: E402
-from dancenow.train.loop import Trainer  # noqa: E402
+from dancenow.config import preset  # noqa: E402
+from dancenow.device import pick_device  # noqa: E402
+from dancenow.train.distributed import DistInfo  # noqa: E402
+from dancenow.models.losses import GANLoss, VGGPerceptualLoss  # noqa: E402
+from dancenow.models.vgg import load_vgg_trunk  # noqa: E402
+from dancenow.tensors import to_tensor  # noqa: E402
+from dancenow.train.stages import Builder, person_spec  # noqa: E402
+from dancenow.train.steps import StepContext, body_step, face_step  # noqa: E402
 
 
 def time_stage(data_dir: Path, cfg, stage: str, steps: int, device: torch.device) -> float:
     run = Path(tempfile.mkdtemp(prefix="dancenow-bench-run-"))
-    tr = Trainer(PreparedData.load(data_dir), run, cfg, device, DistInfo(), progress=False)
+    data = PreparedData.load(data_dir)
+    bg = to_tensor(data.background())[None].to(device) if cfg.use_background else None
+    builder = Builder(cfg, person_spec(cfg), device, DistInfo(), bg)
+    vgg = VGGPerceptualLoss(load_vgg_trunk(cfg.vgg_weights, device=device)) if cfg.use_vgg_loss else None
+    ctx = StepContext(cfg, device, DistInfo(), GANLoss(), vgg, int(data.manifest["face_box_size"]))
     prev = None
     if stage == "local":
-        tr.build_stage("global", 0, None)
         prev = run / "ckpt"
-        ckpt.save_checkpoint(prev, tr.components(), tr.opts, {})
-    tr.build_stage(stage, 1 if stage != "global" else 0, prev)
-    ds = PairDataset(tr.data, "train")
+        builder.build("global", 0, None).save(prev, {})
+    st = builder.build(stage, 1 if stage != "global" else 0, prev)
+    ds = PairDataset(data, "train")
     batch = collate_pairs([ds[i % len(ds)] for i in range(cfg.batch_size)])
-    fn = tr.face_step if stage == "face" else tr.body_step
+    step = face_step if stage == "face" else body_step
+
+    def fn(b, lr):
+        return step(ctx, st, b, lr)
+
     fn(batch, cfg.lr)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -23,13 +23,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import shared_data, synthetic_data_dir  # noqa: E402
 
-from dancenow.data.dataset import to_tensor  # noqa: E402
+from dancenow.tensors import to_tensor  # noqa: E402
 from dancenow.pose.normalize import compute_stats, normalize_poses  # noqa: E402
 from dancenow.pose.render import render_pose  # noqa: E402
-from dancenow.train.config import preset  # noqa: E402
-from dancenow.train.distributed import pick_device  # noqa: E402
+from dancenow.config import preset  # noqa: E402
+from dancenow.device import pick_device  # noqa: E402
 from dancenow.train.loop import train  # noqa: E402
-from dancenow.transfer.pipeline import Generator, TrainedModel  # noqa: E402
+from dancenow.run import load_trained  # noqa: E402
+from dancenow.transfer.pipeline import Generator  # noqa: E402
 from dancenow.video import VideoWriter, read_frames  # noqa: E402
 
 
@@ -69,7 +70,7 @@ def main() -> None:
                                    local_fix_global_steps=0, use_vgg_loss=False, val_every=10**6,
                                    sample_every=10**6, num_workers=0, channels_last=device.type == "cuda")
         train(data, tmp / f"run_{key}", cfg, device=str(device), progress=False)
-        model = TrainedModel.load(tmp / f"run_{key}", device)
+        model = load_trained(tmp / f"run_{key}", device)
         # the source's poses normalized into the target's frame, as `dancenow transfer` draws them
         kp = normalize_poses(seq, compute_stats(seq), model.target_stats).keypoints
         t = time.perf_counter()

@@ -144,7 +144,7 @@ def tiny_data(tiny_clip, tmp_path_factory):
 
 
 def tiny_train_config(**changes):
-    from dancenow.train.config import TrainConfig
+    from dancenow.config import TrainConfig
 
     base = TrainConfig(preset="tiny", ngf=8, n_down=2, n_blocks=1, ndf=8, n_layers_D=2, num_D=1, face_ngf=8,
                        face_n_down=2, face_n_blocks=1, face_ndf=8, precision="fp32", lambda_l1=10.0,

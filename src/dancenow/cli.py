@@ -99,7 +99,7 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from dancenow.train.config import load_config_file, preset
+    from dancenow.config import load_config_file, preset
     from dancenow.train.loop import train
 
     cfg = load_config_file(a.config) if a.config else preset(a.preset)

@@ -22,10 +22,11 @@ def test_train_steps_on_cuda(tiny_data, tmp_path, precision):
 def test_transfer_on_cuda_matches_cpu(tiny_clip, tiny_run, tmp_path):
     import numpy as np
 
-    from dancenow.transfer.pipeline import TrainedModel, generate_frames
+    from dancenow.run import load_trained
+    from dancenow.transfer.pipeline import generate_frames
 
     _, poses = tiny_clip
     p = poses.slice(0, 5)
-    cpu = [f for _, f in generate_frames(TrainedModel.load(tiny_run, "cpu"), p)]
-    gpu = [f for _, f in generate_frames(TrainedModel.load(tiny_run, "cuda"), p)]
+    cpu = [f for _, f in generate_frames(load_trained(tiny_run, "cpu"), p)]
+    gpu = [f for _, f in generate_frames(load_trained(tiny_run, "cuda"), p)]
     assert all(np.abs(a.astype(int) - b.astype(int)).mean() < 2.0 for a, b in zip(cpu, gpu))

@@ -11,7 +11,8 @@ from conftest import make_tiny_poses
 from dancenow.cli import main
 from dancenow.errors import InputError
 from dancenow.pose.schema import PoseSequence, empty_keypoints
-from dancenow.transfer.pipeline import TransferConfig, resample_indices, scene_segments, transfer
+from dancenow.pose.geometry import resample_indices
+from dancenow.transfer.pipeline import TransferConfig, scene_segments, transfer
 from dancenow.video import probe, read_frames, read_image
 
 

@@ -59,7 +59,7 @@ def tiny(tmp_path_factory, one_torch_thread) -> dict[str, Path]:
     """A prepared 64x64 synthetic target and two tiny runs (temporal on / off), made once."""
     from dancenow.data.prepare import PrepareConfig, prepare
     from dancenow.pose.render import RenderStyle, render_pose
-    from dancenow.train.config import TrainConfig
+    from dancenow.config import TrainConfig
     from dancenow.train.loop import train
     from dancenow.video import write_video
 

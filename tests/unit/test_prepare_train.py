@@ -15,7 +15,8 @@ from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs
 from dancenow.data.prepare import PrepareConfig, crop_box, prepare
 from dancenow.errors import InputError
 from dancenow.pose.schema import PoseSequence, empty_keypoints
-from dancenow.train.loop import StepSampler, lr_at, plan_stage_steps, train, weights_digest
+from dancenow.train.loop import train, weights_digest
+from dancenow.train.schedule import StepSampler, lr_at, plan_stage_steps
 from dancenow.train.distributed import DistInfo
 
 
@@ -95,7 +96,8 @@ def test_tiny_model_learns_to_reconstruct(tmp_path):
     """Reconstruction SSIM on the person crop rises above 0.9 within a bounded number of steps."""
     from dancenow.data.prepare import prepare as prep
     from dancenow.eval.metrics import body_box, crop, ssim
-    from dancenow.transfer.pipeline import TrainedModel, generate_frames
+    from dancenow.run import load_trained
+    from dancenow.transfer.pipeline import generate_frames
     from dancenow.video import write_video
 
     poses = make_tiny_poses(n_frames=8)
@@ -105,7 +107,7 @@ def test_tiny_model_learns_to_reconstruct(tmp_path):
                             decay_fraction=0.25, lr=1e-3, log_every=50)
     train(data_dir, tmp_path / "run", cfg, progress=False)
     data = PreparedData.load(data_dir)
-    model = TrainedModel.load(tmp_path / "run")
+    model = load_trained(tmp_path / "run")
     scores = []
     for i, (_, gen) in enumerate(generate_frames(model, data.poses)):
         box = body_box(data.poses.keypoints[i], 64, 64)

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -14,6 +13,8 @@ from torch.utils.data import Dataset
 from dancenow.errors import InputError
 from dancenow.pose.render import RenderStyle, render_pose
 from dancenow.pose.schema import PoseSequence
+from dancenow.tensors import to_tensor
+from dancenow.video import read_image
 
 from dancenow.data.prepare import MANIFEST_VERSION
 
@@ -57,34 +58,26 @@ class PreparedData:
 
     def background(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB background plate."""
-        img = cv2.imread(str(self.root / "background.png"), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(self.root / "background.png", "missing or unreadable: re-run prepare")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return _read(self.root / "background.png", "background plate")
 
     def frame_path(self, i: int) -> Path:
         return self.root / "frames" / f"{i:06d}.png"
 
     def read_frame(self, i: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB frame i."""
-        img = cv2.imread(str(self.frame_path(i)), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(self.frame_path(i), "missing or unreadable frame: re-run prepare")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return _read(self.frame_path(i), "frame")
 
     def label(self, i: int, style: RenderStyle = RenderStyle()) -> np.ndarray:
         w, h = self.size
         return render_pose(self.poses.keypoints[i], w, h, style)
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-
-
-def to_image(t: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
-    return ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+def _read(path: Path, what: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image of the prepared data; InputError saying to re-run prepare."""
+    try:
+        return read_image(path)
+    except InputError as exc:
+        raise InputError(path, f"missing or unreadable {what} ({exc.problem}): re-run prepare") from None
 
 
 @dataclass(frozen=True, eq=False)

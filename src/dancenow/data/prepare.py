@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,11 +30,12 @@ from dancenow.atomic import atomic_path, write_json
 from dancenow.errors import InputError
 from dancenow.pose.normalize import compute_stats
 from dancenow.pose.pipeline import TARGET_STATS_FILE
-from dancenow.pose.schema import BODY, FACE, NOSE, PoseSequence, B
+from dancenow.pose.geometry import face_boxes, person_boxes, person_present, resample_indices
+from dancenow.pose.schema import FACE, PoseSequence
+from dancenow.video import probe, read_frames, read_image, write_image
 from dancenow.pose.smoothing import SmoothingConfig, smooth_poses
 
 MANIFEST_VERSION = 1
-HEAD_POINTS = (NOSE, B["REye"], B["LEye"], B["REar"], B["LEar"])
 
 
 @dataclass(frozen=True)
@@ -56,21 +58,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-# ---------------------------------------------------------------- geometry
-def person_boxes(keypoints: np.ndarray, conf: float = 0.1) -> np.ndarray:
-    """(T, 137, 3) -> (T, 4) x0, y0, x1, y1 of the visible body points; NaN rows where none."""
-    body = keypoints[:, BODY]
-    ok = body[:, :, 2] > conf
-    x = np.where(ok, body[:, :, 0], np.nan)
-    y = np.where(ok, body[:, :, 1], np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.stack([np.nanmin(x, 1), np.nanmin(y, 1), np.nanmax(x, 1), np.nanmax(y, 1)], axis=1)
-
-
+# ---------------------------------------------------------------- the crop
 def crop_box(boxes: np.ndarray, frame_w: int, frame_h: int, out_w: int, out_h: int, margin: float) -> tuple[int, int, int, int]:
     """One crop box (x0, y0, w, h) in frame pixels for the whole video.
 
@@ -131,49 +119,6 @@ def transform_keypoints(keypoints: np.ndarray, box: tuple[int, int, int, int], o
     return kp
 
 
-def face_boxes(keypoints: np.ndarray, width: int, height: int, conf: float = 0.1,
-               side: int | None = None) -> tuple[np.ndarray, int]:
-    """Fixed-size square face boxes.
-
-    keypoints (T, 137, 3) in output pixels -> ((T, 4) int32 x0, y0, x1, y1, side). The side is
-    the same for every frame (1.6 x the median face size: jaw width/height from face points, or
-    twice the nose-neck distance where the face was not found), rounded up to a multiple of 8,
-    at least 16. The centre is the mean of visible face points (else of the head points).
-    Rows are -1 where neither is visible. `side` fixes the size (transfer uses the
-    size the face GAN was trained with).
-    """
-    T = len(keypoints)
-    face = keypoints[:, FACE]
-    fok = face[:, :, 2] > conf
-    head = keypoints[:, HEAD_POINTS]
-    hok = head[:, :, 2] > conf
-    sizes = []
-    for t in range(T if side is None else 0):
-        if fok[t].sum() >= 20:
-            p = face[t, fok[t], :2]
-            sizes.append(max(np.ptp(p[:, 0]), np.ptp(p[:, 1])))
-        elif keypoints[t, NOSE, 2] > conf and keypoints[t, B["Neck"], 2] > conf:
-            sizes.append(2.0 * abs(keypoints[t, B["Neck"], 1] - keypoints[t, NOSE, 1]))
-    if side is None:
-        side = 1.6 * float(np.median(sizes)) if sizes else 0.15 * height
-        side = int(max(32, 8 * np.ceil(side / 8)))
-        side = min(side, 8 * (min(width, height) // 8))
-    out = np.full((T, 4), -1, dtype=np.int32)
-    for t in range(T):
-        if fok[t].sum() >= 20:
-            c = face[t, fok[t], :2].mean(axis=0)
-        elif hok[t].any():
-            c = head[t, hok[t], :2].mean(axis=0)
-        else:
-            continue
-        x0 = int(round(c[0] - side / 2))
-        y0 = int(round(c[1] - side / 2))
-        x0 = min(max(x0, 0), width - side)
-        y0 = min(max(y0, 0), height - side)
-        out[t] = (x0, y0, x0 + side, y0 + side)
-    return out, side
-
-
 def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.15, min_count: int = 4) -> np.ndarray:
     """Static-camera background plate from frames with the person masked out.
 
@@ -194,8 +139,6 @@ def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.1
         x1, y1 = int(min(w, np.ceil(b[2] + gx))), int(min(h, np.ceil(b[3] + gy)))
         mask[i, y0:y1, x0:x1] = True
     data = np.where(mask[..., None], np.nan, frames.astype(np.float32))
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         bg = np.nanmedian(data, axis=0)
@@ -206,15 +149,6 @@ def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.1
     return bg
 
 
-def subsample_indices(timestamps: np.ndarray, fps: float | None) -> np.ndarray:
-    """Indices of frames kept when resampling to `fps` (nearest earlier frame per output tick)."""
-    if fps is None:
-        return np.arange(len(timestamps))
-    ticks = np.floor((timestamps - timestamps[0]) * fps + 1e-6).astype(np.int64)
-    keep = np.concatenate([[True], ticks[1:] != ticks[:-1]])
-    return np.flatnonzero(keep)
-
-
 # ---------------------------------------------------------------- the step
 def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = PrepareConfig(), *,
             poses: PoseSequence | None = None, progress: bool = True) -> Path:
@@ -223,8 +157,6 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     poses: keypoints of the video (in its pixels) that the user already has (OpenPose,
     or the synthetic dancer's exact ones); the detector runs when None.
     """
-    from dancenow.video import probe, read_frames
-
     video, out = Path(video), Path(out_dir)
     meta = probe(video)  # raises InputError on bad input
     digest = file_sha256(video)
@@ -256,14 +188,14 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
         raw = raw.with_keypoints(raw.keypoints, meta={**raw.meta, "source_sha256": digest})
         raw.save(raw_path)
 
-    detected = raw.detected()
+    detected = person_present(raw.keypoints)
     frac = float(detected.mean()) if len(raw) else 0.0
     if frac < cfg.min_detected_fraction:
         raise InputError(video, f"a person was detected in only {detected.sum()} of {len(raw)} frames "
                                 f"({frac:.0%}); at least {cfg.min_detected_fraction:.0%} are needed: "
                                 "is one person fully in view?")
 
-    keep = subsample_indices(raw.timestamps, cfg.fps)
+    keep = np.unique(resample_indices(raw.timestamps, cfg.fps)[0])
     fps = float(cfg.fps) if cfg.fps else raw.fps
     sub = PoseSequence(raw.keypoints[keep], raw.width, raw.height, fps, raw.timestamps[keep], raw.meta)
     smooth = smooth_poses(sub, cfg.smoothing)
@@ -290,10 +222,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
             continue
         path = frames_dir / f"{j:06d}.png"
         if not path.is_file():
-            img = crop_resize(frame.image, box, cfg.width, cfg.height)
-            with atomic_path(path) as tmp:
-                if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-                    raise InputError(path, "could not write frame")
+            write_image(path, crop_resize(frame.image, box, cfg.width, cfg.height))
         bar.update()
     bar.close()
     n = len(keep)
@@ -302,10 +231,8 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
         raise InputError(video, f"decoded fewer frames than detected ({n - len(missing)} of {n})")
 
     sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
-    frames = np.stack([cv2.cvtColor(cv2.imread(str(frames_dir / f"{j:06d}.png")), cv2.COLOR_BGR2RGB) for j in sample])
-    bg = estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold))
-    with atomic_path(out / "background.png") as tmp:
-        cv2.imwrite(str(tmp), cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
+    frames = np.stack([read_image(frames_dir / f"{j:06d}.png") for j in sample])
+    write_image(out / "background.png", estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold)))
 
     fboxes, side = face_boxes(kp, cfg.width, cfg.height, cfg.conf_threshold)
     with atomic_path(out / "face_boxes.npy") as tmp:

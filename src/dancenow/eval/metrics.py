@@ -4,13 +4,8 @@ Images are (H, W, 3) uint8 RGB arrays unless noted; keypoints follow
 `dancenow.pose.schema` ((137, 3) or (T, 137, 3) of x, y, confidence in pixels).
 This module never imports torch (the perceptual metrics live in `dancenow.eval.lpips`).
 
-SSIM follows Wang et al. 2004 as scikit-image computes it with
-`structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=255)`: an 11x11 Gaussian window (sigma 1.5,
-truncated at 3.5 sigma = radius 5), K1 = 0.01, K2 = 0.03, population (not sample)
-covariances; the SSIM map is averaged after dropping a 5-pixel border (where the
-window would leave the image), and colour images are scored per RGB channel and the
-channel scores averaged (no luminance conversion).
+Image similarity (SSIM, PSNR, crops) lives in `dancenow.similarity`, box geometry in
+`dancenow.pose.geometry`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,16 +15,14 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
+from dancenow.pose.geometry import Box, body_box, clamp_box, person_height
 from dancenow.pose.schema import BODY, FACE, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
+from dancenow.similarity import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA, SSIM_TRUNCATE, crop, psnr, ssim, ssim_map
 
-Box = tuple[int, int, int, int]
-
-SSIM_SIGMA = 1.5
-SSIM_TRUNCATE = 3.5  # radius int(3.5 * 1.5 + 0.5) = 5 -> 11x11 window
-SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
-SSIM_K1, SSIM_K2 = 0.01, 0.03
+__all__ = ["Box", "body_box", "clamp_box", "person_height", "crop", "psnr", "ssim", "ssim_map", "SSIM_K1", "SSIM_K2",
+           "SSIM_RADIUS", "SSIM_SIGMA", "SSIM_TRUNCATE", "POSE_PARTS", "pose_distance", "missed_detections",
+           "backward_flows", "flicker_series", "flicker"]
 
 # Keypoint index sets of the parts reported by the pose metrics.
 POSE_PARTS: dict[str, np.ndarray] = {
@@ -40,117 +33,6 @@ POSE_PARTS: dict[str, np.ndarray] = {
 }
 
 
-# ------------------------------------------------------------------ image similarity
-def _pair(a: np.ndarray, b: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"{name}: images differ in shape {a.shape} vs {b.shape}")
-    if a.ndim not in (2, 3):
-        raise ValueError(f"{name}: expected (H, W) or (H, W, C) images, got shape {a.shape}")
-    return a.astype(np.float64), b.astype(np.float64)
-
-
-def ssim_map(a: np.ndarray, b: np.ndarray, *, data_range: float = 255.0) -> np.ndarray:
-    """Per-pixel SSIM of two single-channel (H, W) images, float64 (H, W), border included."""
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-
-    def blur(x: np.ndarray) -> np.ndarray:
-        return gaussian_filter(x, sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
-
-    ux, uy = blur(a), blur(b)
-    vx = blur(a * a) - ux * ux
-    vy = blur(b * b) - uy * uy
-    vxy = blur(a * b) - ux * uy
-    num = (2.0 * ux * uy + c1) * (2.0 * vxy + c2)
-    den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    return num / den
-
-
-def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 255.0) -> float:
-    """Mean SSIM of two images (H, W) or (H, W, C), averaged over channels (see module doc).
-
-    Both images must have the same shape and be at least 11x11. 1.0 for identical images.
-    """
-    x, y = _pair(a, b, "ssim")
-    h, w = x.shape[:2]
-    win = 2 * SSIM_RADIUS + 1
-    if h < win or w < win:
-        raise ValueError(f"ssim: images must be at least {win}x{win} pixels, got {h}x{w}")
-    if x.ndim == 2:
-        x, y = x[:, :, None], y[:, :, None]
-    r = SSIM_RADIUS
-    scores = [
-        ssim_map(x[:, :, c], y[:, :, c], data_range=data_range)[r:-r, r:-r].mean()
-        for c in range(x.shape[2])
-    ]
-    return float(np.mean(scores))
-
-
-def psnr(a: np.ndarray, b: np.ndarray, *, data_range: float = 255.0, cap: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB over all pixels and channels.
-
-    Identical images give `math.inf`, or `cap` when one is given (PSNR values are
-    also clipped to at most `cap`); averaging over frames should use a cap.
-    """
-    x, y = _pair(a, b, "psnr")
-    mse = float(np.mean((x - y) ** 2))
-    value = math.inf if mse == 0.0 else 10.0 * math.log10(data_range**2 / mse)
-    return value if cap is None else min(value, float(cap))
-
-
-# ------------------------------------------------------------------ crops
-def clamp_box(box: Sequence[float], width: int, height: int) -> Box | None:
-    """(x0, y0, x1, y1) -> integer box inside a width x height image (x0, y0 floored,
-    x1, y1 ceiled, then clamped), or None when nothing of it lies inside."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        return None
-    ix0 = min(max(int(math.floor(x0)), 0), width)
-    iy0 = min(max(int(math.floor(y0)), 0), height)
-    ix1 = min(max(int(math.ceil(x1)), 0), width)
-    iy1 = min(max(int(math.ceil(y1)), 0), height)
-    if ix1 <= ix0 or iy1 <= iy0:
-        return None
-    return ix0, iy0, ix1, iy1
-
-
-def crop(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
-    """The part of `image` (H, W, ...) inside box (x0, y0, x1, y1), clamped to the image.
-
-    x1, y1 are exclusive. Raises ValueError when the box misses the image entirely.
-    """
-    h, w = image.shape[:2]
-    b = clamp_box(box, w, h)
-    if b is None:
-        raise ValueError(f"crop: box {tuple(box)} lies outside the {w}x{h} image")
-    x0, y0, x1, y1 = b
-    return image[y0:y1, x0:x1]
-
-
-def body_box(
-    keypoints: np.ndarray, width: int, height: int, margin: float = 0.1, conf_thr: float = 0.1
-) -> Box | None:
-    """Box (x0, y0, x1, y1) around the visible BODY_25 points of one frame.
-
-    keypoints: (137, 3). The tight box of the body points with confidence > conf_thr is
-    grown on every side by `margin` x its height, then clamped to the width x height
-    frame. None when fewer than 2 body points are visible. (Face crops use the
-    fixed-size boxes of `dancenow.data.prepare.face_boxes`.)
-    """
-    kp = np.asarray(keypoints, dtype=np.float64)
-    if kp.shape != (N_KEYPOINTS, 3):
-        raise ValueError(f"body_box: keypoints must be ({N_KEYPOINTS}, 3), got {kp.shape}")
-    body = kp[BODY]
-    pts = body[body[:, 2] > conf_thr, :2]
-    if len(pts) < 2:
-        return None
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0)
-    pad = margin * (y1 - y0)
-    return clamp_box((x0 - pad, y0 - pad, x1 + pad, y1 + pad), width, height)
-
-
 # ------------------------------------------------------------------ pose metrics
 def _as_seq(kp: np.ndarray, name: str) -> np.ndarray:
     kp = np.asarray(kp, dtype=np.float64)
@@ -159,26 +41,6 @@ def _as_seq(kp: np.ndarray, name: str) -> np.ndarray:
     if kp.ndim != 3 or kp.shape[1:] != (N_KEYPOINTS, 3):
         raise ValueError(f"{name}: keypoints must be (T, {N_KEYPOINTS}, 3), got {kp.shape}")
     return kp
-
-
-def person_height(keypoints: np.ndarray, conf_thr: float = 0.1) -> np.ndarray | float:
-    """Height of the person in pixels: vertical extent of the visible BODY_25 points
-    (eyes/ears to heels/toes when the whole body is seen).
-
-    keypoints (137, 3) -> float; (T, 137, 3) -> (T,) float64. NaN where fewer than 2
-    body points are visible or the extent is 0.
-    """
-    single = np.asarray(keypoints).ndim == 2
-    kp = _as_seq(keypoints, "person_height")
-    body = kp[:, BODY]
-    ok = body[:, :, 2] > conf_thr
-    y = np.where(ok, body[:, :, 1], np.nan)
-    out = np.full(len(kp), np.nan)
-    enough = ok.sum(axis=1) >= 2
-    if enough.any():
-        out[enough] = np.nanmax(y[enough], axis=1) - np.nanmin(y[enough], axis=1)
-    out[~(out > 0)] = np.nan
-    return float(out[0]) if single else out
 
 
 def pose_distance(

@@ -41,6 +41,7 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from dancenow.atomic import atomic_path, write_json
+from dancenow.device import pick_device
 from dancenow.errors import DancenowError, InputError
 from dancenow.eval.metrics import (
     POSE_PARTS,
@@ -54,6 +55,7 @@ from dancenow.eval.metrics import (
     ssim,
 )
 from dancenow.pose.schema import BODY, PoseSequence
+from dancenow.run import RunConfig, RunDir, load_trained
 
 PSNR_CAP_DB = 60.0           # per-frame PSNR cap before averaging (identical crops would be +inf)
 BODY_MARGIN = 0.1            # body crop: tight box of the input body points grown by this x its height
@@ -237,26 +239,8 @@ def _make_reference(data_dir: str | Path, device: Any, max_frames: int | None, d
 
 
 # ------------------------------------------------------------------ per-run evaluation
-def _check_run_dir(run_dir: Path) -> dict[str, Any]:
-    """The run's config.json, after checking the files evaluation needs (cheap, no weights)."""
-    cfg_path = run_dir / "config.json"
-    if not run_dir.is_dir():
-        raise InputError(run_dir, "run folder not found")
-    if not cfg_path.is_file():
-        raise InputError(run_dir, "not a trained run (no config.json): train one with `dancenow train`")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(cfg_path, f"unreadable run config ({exc})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
-        raise InputError(cfg_path, "not a dancenow run config (no \"train\" section)")
-    if not (run_dir / "checkpoints" / "latest" / "generator").is_dir():
-        raise InputError(run_dir, "incomplete run: no checkpoints/latest/generator (was training started?)")
-    return config
-
-
-def _run_flags(config: dict[str, Any], face_loaded: bool) -> dict[str, Any]:
-    train = config.get("train", {})
+def _run_flags(config: RunConfig, face_loaded: bool) -> dict[str, Any]:
+    train = config.train.to_dict()
     flags = {k: train[k] for k in FLAG_KEYS if k in train}
     flags["face_generator"] = face_loaded
     return flags
@@ -347,19 +331,18 @@ def pose_scores(detected: np.ndarray, inputs: np.ndarray, conf_thr: float = CONF
     )
 
 
-def _held_out_notes(run_dir: Path, config: dict[str, Any], ref: _Reference) -> list[str]:
+def _held_out_notes(run: RunDir, config: RunConfig, ref: _Reference) -> list[str]:
     notes = []
     data = ref.data
-    trained_sha = config.get("data", {}).get("sha256")
-    if trained_sha is not None and trained_sha != data.manifest["source"]["sha256"]:
-        raise InputError(run_dir, f"was trained on another video than {data.root}: evaluation needs the "
-                                  "target's own prepared data")
-    run_manifest = run_dir / "manifest.json"
-    if run_manifest.is_file():
+    if config.data.sha256 != data.manifest["source"]["sha256"]:
+        raise InputError(run.root, f"was trained on another video than {data.root}: evaluation needs the "
+                                   "target's own prepared data")
+    manifest = run.manifest()
+    if manifest is not None:
         try:
-            train_split = json.loads(run_manifest.read_text())["split"]["train"]
+            train_split = manifest["split"]["train"]
             t0, t1 = int(train_split[0]), int(train_split[1])
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError):
             t0 = t1 = 0
         overlap = max(0, min(t1, ref.stop) - max(t0, ref.start))
         if overlap:
@@ -372,11 +355,12 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
                   progress: bool) -> EvalReport:
     from tqdm import tqdm
 
-    from dancenow.transfer.pipeline import TrainedModel, generate_frames
+    from dancenow.transfer.pipeline import generate_frames
 
-    config = _check_run_dir(run_dir)
-    notes = _held_out_notes(run_dir, config, ref)
-    model = TrainedModel.load(run_dir, device)
+    run = RunDir(run_dir)
+    config = run.check_trained()
+    notes = _held_out_notes(run, config, ref)
+    model = load_trained(run_dir, device)
     data = ref.data
     if tuple(model.size) != tuple(data.size):
         raise InputError(run_dir, f"generates {model.size[0]}x{model.size[1]} frames but {data.root} holds "
@@ -551,12 +535,6 @@ def _write_outputs(report: EvalReport, out_dir: Path, rows: list[np.ndarray]) ->
 
 
 # ------------------------------------------------------------------ entry points
-def _device(device: str | None) -> Any:
-    from dancenow.train.distributed import pick_device
-
-    return pick_device(device)
-
-
 def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, device: str | None = None,
              max_frames: int | None = None, detector: Detector | None = None, progress: bool = True) -> EvalReport:
     """Evaluate one trained run on the held-out frames of its target; write OUT's report.
@@ -567,8 +545,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     run or data folder.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    _check_run_dir(run_dir)
-    dev = _device(device)
+    RunDir(run_dir).check_trained()
+    dev = pick_device(device)
     ref = _make_reference(data_dir, dev, max_frames, detector, progress)
     return _evaluate_run(ref, run_dir, out_dir, run_dir.resolve().name, dev, progress)
 
@@ -598,8 +576,8 @@ def compare(run_dirs: Sequence[str | Path], data_dir: str | Path, out_dir: str |
         raise ValueError("compare needs at least one run folder")
     out_dir = Path(out_dir)
     for d in dirs:  # fail on a bad run before any slow work
-        _check_run_dir(d)
-    dev = _device(device)
+        RunDir(d).check_trained()
+    dev = pick_device(device)
     ref = _make_reference(data_dir, dev, max_frames, detector, progress)
     names = _unique_names(dirs)
     reports = [_evaluate_run(ref, d, out_dir / name, name, dev, progress) for d, name in zip(dirs, names)]

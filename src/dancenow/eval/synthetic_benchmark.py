@@ -106,8 +106,9 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
     from dancenow.data.prepare import PrepareConfig, crop_resize, prepare
     from dancenow.eval.lpips import perceptual_metric
     from dancenow.synthetic import make_clip, make_subject, write_clip
-    from dancenow.train.config import preset
-    from dancenow.train.distributed import pick_device
+    from dancenow.config import preset
+    from dancenow.device import pick_device
+    from dancenow.run import RunDir
     from dancenow.train.loop import train
     from dancenow.transfer.pipeline import TransferConfig, transfer
     from dancenow.video import write_video
@@ -145,7 +146,7 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
     t = time.time()
     run_dir = out / "run"
     tcfg = preset(cfg.preset).replace(seed=cfg.seed)
-    resume = (run_dir / "config.json").is_file()
+    resume = RunDir(run_dir).exists()
     res = train(data_dir, run_dir, tcfg, resume=resume, max_minutes=cfg.train_minutes, device=device,
                 progress=progress)
     times["train_s"] = time.time() - t
@@ -153,7 +154,7 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
 
     # 4. transfer with ground truth, scored frame by frame
     from dancenow.pose.detect import detect_video
-    from dancenow.pose.normalize import NormStats, apply_transforms
+    from dancenow.pose.normalize import apply_transforms
     from dancenow.synthetic import Renderer
     from dancenow.transfer.pipeline import plan_source
 
@@ -161,7 +162,7 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
     source_poses = detect_video(out / "source.mp4", progress=progress)  # detected once, given to transfer
     detect_s = time.time() - t
     tcfg_transfer = TransferConfig(side_by_side=side_by_side)
-    target_stats = NormStats.from_dict(json.loads((run_dir / "target_stats.json").read_text()))
+    target_stats = RunDir(run_dir).load_config().target_stats
     plan = plan_source(source_poses, target_stats, tcfg_transfer, out / "source.mp4")
     exact = apply_transforms(source.poses.keypoints, *plan.transforms)  # the source's true skeleton, normalized
 

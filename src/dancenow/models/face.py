@@ -35,6 +35,7 @@ from dancenow.models.blocks import (
     up,
 )
 from dancenow.models.discriminator import DiscriminatorConfig
+from dancenow.tensors import crop_faces, paste_faces
 
 
 @dataclass(frozen=True)
@@ -133,3 +134,16 @@ def face_discriminator_config(
         norm=norm,
         use_spectral_norm=use_spectral_norm,
     )
+
+
+def refine_faces(face_generator: nn.Module, labels: torch.Tensor, frames: torch.Tensor,
+                 boxes: torch.Tensor) -> torch.Tensor:
+    """Frames with their face crops replaced by the face generator's refinement (clamped).
+
+    labels, frames: (B, 3, H, W) in [-1, 1]; boxes: (B, 4) x0, y0, x1, y1 (-1 rows: no face,
+    left as they are). Training's validation and transfer both paste faces this way.
+    """
+    keep, (lab_c, fake_c) = crop_faces(boxes, labels, frames)
+    if len(keep) == 0:
+        return frames
+    return paste_faces(frames, boxes, keep, face_generator(lab_c, fake_c).float())

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, get_type_hints
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from dancenow.models.discriminator import (
 )
 from dancenow.models.face import FaceGenerator, FaceGeneratorConfig
 from dancenow.models.generator import GeneratorConfig, GlobalGenerator, LocalEnhancer
+from dancenow.models.person import PersonGenerator, PersonGeneratorConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -40,7 +41,32 @@ COMPONENTS: dict[str, tuple[type[nn.Module], type]] = {
     "NLayerDiscriminator": (NLayerDiscriminator, DiscriminatorConfig),
     "MultiscaleDiscriminator": (MultiscaleDiscriminator, DiscriminatorConfig),
     "FaceGenerator": (FaceGenerator, FaceGeneratorConfig),
+    "PersonGenerator": (PersonGenerator, PersonGeneratorConfig),
 }
+# How a class is built from its config when that is not `cls(config)`.
+BUILDERS: dict[str, Callable[[Any], nn.Module]] = {"PersonGenerator": PersonGenerator.from_config}
+
+
+def config_from_fields(config_cls: type, fields: dict[str, Any]) -> Any:
+    """A config dataclass from its JSON fields; nested config dataclasses are rebuilt too.
+
+    Raises ValueError on an unknown field or a nested value that is not an object."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unknown {config_cls.__name__} fields {unknown}")
+    hints = get_type_hints(config_cls)
+    values = {}
+    for k, v in fields.items():
+        sub = hints.get(k)
+        if dataclasses.is_dataclass(sub):
+            if not isinstance(v, dict):
+                raise ValueError(f"{config_cls.__name__}.{k} must be an object")
+            v = config_from_fields(sub, v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        values[k] = v
+    return config_cls(**values)
 
 
 def _major_minor(version: str) -> tuple[str, ...]:
@@ -136,13 +162,13 @@ def read_component_config(directory: str | Path) -> tuple[str, Any]:
     fields = meta.get("config")
     if not isinstance(fields, dict):
         raise InputError(directory, f"{CONFIG_FILE} has no config object")
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise InputError(directory, f"unknown {config_cls.__name__} fields {unknown}")
     try:
-        config = config_cls(**fields)
-    except (TypeError, ValueError) as e:
+        config = config_from_fields(config_cls, fields)
+    except ValueError as e:
+        if str(e).startswith("unknown "):
+            raise InputError(directory, str(e)) from e
+        raise InputError(directory, f"invalid {config_cls.__name__}: {e}") from e
+    except TypeError as e:
         raise InputError(directory, f"invalid {config_cls.__name__}: {e}") from e
     return name, config
 
@@ -170,7 +196,7 @@ def load_component(
     except (OSError, SafetensorError) as e:
         raise InputError(directory, f"unreadable {WEIGHTS_FILE}: {e}") from e
     try:
-        module = COMPONENTS[name][0](config)
+        module = BUILDERS.get(name, COMPONENTS[name][0])(config)
     except ValueError as e:
         raise InputError(directory, f"cannot build {name} from its config: {e}") from e
     expected = module.state_dict()

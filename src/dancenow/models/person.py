@@ -26,6 +26,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from dancenow.models.generator import GeneratorConfig, build_generator
+
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in pixels
 
 
@@ -47,6 +49,24 @@ class PersonSpec:
     @property
     def out_channels(self) -> int:
         return 4 if self.use_background else 3
+
+
+@dataclass(frozen=True)
+class PersonGeneratorConfig:
+    """A saved person generator: the pix2pixHD generator inside it and how it is used."""
+
+    generator: GeneratorConfig
+    spec: PersonSpec
+
+    def __post_init__(self) -> None:
+        g, s = self.generator, self.spec
+        if g.in_channels != s.in_channels or g.out_channels != s.out_channels:
+            raise ValueError(f"PersonGeneratorConfig: generator channels {g.in_channels} -> {g.out_channels} "
+                             f"do not fit the person spec ({s.in_channels} -> {s.out_channels})")
+
+    @property
+    def size_multiple(self) -> int:
+        return int(self.generator.size_multiple)
 
 
 def window_margin(width: int, height: int) -> int:
@@ -133,24 +153,33 @@ def window_feather(windows: Sequence[Window], frame: tuple[int, int], device: to
 
 
 class PersonGenerator(nn.Module):
+    """A saved component (`PersonGeneratorConfig`); the background plate is not part of its
+    weights: it comes from the run folder (`set_background`) and must be set before use."""
+
     def __init__(self, generator: nn.Module, spec: PersonSpec, background: torch.Tensor | None = None):
         super().__init__()
         self.generator = generator
         self.spec = spec
-        cfg = getattr(generator, "config", None)
-        self.size_multiple = int(cfg.size_multiple) if cfg is not None else 1
-        if spec.use_background:
-            if background is None:
-                raise ValueError("PersonGenerator with use_background needs a background (1, 3, H, W) in [-1, 1]")
-            self.register_buffer("background", background.detach().clone(), persistent=False)
-        else:
-            self.background = None
+        self.config = PersonGeneratorConfig(generator.config, spec)
+        self.size_multiple = self.config.size_multiple
+        self.register_buffer("background", None, persistent=False)
+        if background is not None:
+            self.set_background(background)
+
+    @classmethod
+    def from_config(cls, config: PersonGeneratorConfig, rng: torch.Generator | None = None) -> "PersonGenerator":
+        """A new person generator (no background yet); weights pix2pixHD-initialised from `rng` if given."""
+        return cls(build_generator(config.generator, rng), config.spec)
 
     def set_background(self, background: torch.Tensor) -> None:
-        self.background = background.to(self.background.device, self.background.dtype)
+        """The target's plate, (1, 3, H, W) in [-1, 1] (kept on this module's device)."""
+        dev = next(self.generator.parameters()).device
+        self.background = background.detach().clone().to(dev)
 
     def _background(self, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
         bg = self.background
+        if bg is None:
+            raise ValueError("PersonGenerator with use_background needs set_background() before use")
         if bg.shape[-2:] != size:
             bg = nn.functional.interpolate(bg, size=size, mode="area")
         return bg.to(like.dtype)

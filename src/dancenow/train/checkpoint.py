@@ -3,7 +3,7 @@ optimizer states flattened into safetensors, the loop's position in state.json.
 
     RUN_DIR/checkpoints/latest/
         generator/  discriminator/  face_generator/  face_discriminator/
-        optimizers.safetensors   optimizers.json   state.json
+        optimizers.safetensors   optimizers.json   state.json   (scalers.json: fp16 runs)
 
 A checkpoint is written into a temporary folder and swapped in by renames, so an
 interrupted save never leaves a half-written `latest`. Nothing here unpickles.
@@ -25,6 +25,7 @@ from dancenow.errors import InputError
 from dancenow.models.io import load_component, save_component
 
 STATE_FILE = "state.json"
+SCALERS_FILE = "scalers.json"
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -55,8 +56,11 @@ def _unflatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict[st
 
 
 def save_checkpoint(ckpt_dir: str | Path, components: dict[str, tuple[torch.nn.Module, Any]],
-                    optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any]) -> Path:
-    """Write a complete checkpoint to `ckpt_dir` atomically (temp folder, then renames)."""
+                    optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any],
+                    scalers: dict[str, torch.amp.GradScaler] | None = None) -> Path:
+    """Write a complete checkpoint to `ckpt_dir` atomically (temp folder, then renames).
+
+    scalers: the fp16 gradient scalers by optimizer name (their state goes to scalers.json)."""
     ckpt_dir = Path(ckpt_dir)
     tmp = ckpt_dir.with_name(f".{ckpt_dir.name}.tmp-{os.getpid()}")
     if tmp.exists():
@@ -73,6 +77,8 @@ def save_checkpoint(ckpt_dir: str | Path, components: dict[str, tuple[torch.nn.M
     save_file(tensors, str(tmp / "optimizers.safetensors"))
     write_json(tmp / "optimizers.json", meta)
     write_json(tmp / STATE_FILE, state)
+    if scalers:
+        write_json(tmp / SCALERS_FILE, {k: s.state_dict() for k, s in scalers.items()})
     old = ckpt_dir.with_name(f".{ckpt_dir.name}.old-{os.getpid()}")
     if ckpt_dir.exists():
         os.replace(ckpt_dir, old)
@@ -103,3 +109,17 @@ def load_optimizers(ckpt_dir: str | Path, optimizers: dict[str, torch.optim.Opti
         if name not in meta:
             raise InputError(ckpt_dir, f"checkpoint has no optimizer state for {name}")
         _unflatten_optimizer(name, opt, tensors, meta[name])
+
+
+def load_scalers(ckpt_dir: str | Path, scalers: dict[str, torch.amp.GradScaler]) -> None:
+    """Restore fp16 gradient scalers (scale and growth tracker) so a resumed run stays exact."""
+    if not scalers:
+        return
+    f = Path(ckpt_dir) / SCALERS_FILE
+    if not f.is_file():
+        raise InputError(ckpt_dir, f"checkpoint has no {SCALERS_FILE} (was it trained without fp16?)")
+    saved = json.loads(f.read_text())
+    for name, scaler in scalers.items():
+        if name not in saved:
+            raise InputError(f, f"no gradient scaler state for {name}")
+        scaler.load_state_dict(saved[name])

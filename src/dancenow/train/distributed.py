@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from dancenow.device import pick_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -26,16 +28,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def pick_device(name: str | None = None, local_rank: int = 0) -> torch.device:
-    """'auto'/None: CUDA (this process's local GPU) if available, else CPU."""
-    if name in (None, "auto"):
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank)
-    return dev
 
 
 def init_distributed(device_name: str | None = None) -> tuple[DistInfo, torch.device]:
@@ -67,3 +59,12 @@ def broadcast_int(value: int, info: DistInfo, device: torch.device) -> int:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_reduce_sum(value: int, info: DistInfo, device: torch.device) -> int:
+    """The sum of `value` over all ranks (`value` itself when not distributed)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t)
+    return int(t.item())

@@ -18,7 +18,6 @@ Memory is bounded: poses are held for the whole video (small), frames are stream
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,74 +28,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-import dancenow
-from dancenow.data.dataset import to_image, to_tensor
-from dancenow.data.prepare import face_boxes
+from dancenow.device import autocast, pick_device
 from dancenow.errors import InputError
-from dancenow.models.io import load_component
-from dancenow.models.person import PersonGenerator, PersonSpec
+from dancenow.models.face import refine_faces
+from dancenow.pose.geometry import face_boxes, person_present, resample_indices
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
-from dancenow.pose.pipeline import TARGET_STATS_FILE
 from dancenow.pose.render import render_pose
+from dancenow.run import TrainedModel, load_trained
+from dancenow.tensors import face_box_tensor, to_image, to_tensor
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.pose.smoothing import SmoothingConfig, smooth_keypoints
-
-
-# ------------------------------------------------------------------ the model
-@dataclass(eq=False)
-class TrainedModel:
-    """Everything transfer needs from a run directory."""
-
-    run_dir: Path
-    generator: PersonGenerator
-    face_generator: nn.Module | None
-    size: tuple[int, int]          # (width, height)
-    face_box_size: int
-    target_stats: NormStats
-    background: np.ndarray | None  # (H, W, 3) uint8
-    config: dict
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @classmethod
-    def load(cls, run_dir: str | Path, device: torch.device | str = "cpu") -> "TrainedModel":
-        run_dir, device = Path(run_dir), torch.device(device)
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.is_file():
-            raise InputError(run_dir, "not a trained run (no config.json): train one with `dancenow train`")
-        config = json.loads(cfg_path.read_text())
-        ver = str(config.get("dancenow_version", "?"))
-        if ver.split(".")[:2] != dancenow.__version__.split(".")[:2]:
-            raise InputError(run_dir, f"was trained with dancenow {ver}, incompatible with {dancenow.__version__}")
-        ck = run_dir / "checkpoints" / "latest"
-        if not (ck / "generator").is_dir():
-            raise InputError(run_dir, "incomplete run: no checkpoints/latest/generator (was training started?)")
-        gen, gcfg = load_component(ck / "generator", device=device)
-        p = config["person"]
-        spec = PersonSpec(label_channels=p["label_channels"], use_temporal=p["use_temporal"],
-                          use_background=p["use_background"], use_window=bool(p.get("use_window", False)))
-        if gcfg.in_channels != spec.in_channels or gcfg.out_channels != spec.out_channels:
-            raise InputError(ck / "generator", "generator does not match the run's config (channels)")
-        width, height = (int(v) for v in config["data"]["size"])
-        background = None
-        bg_t = None
-        if spec.use_background:
-            from dancenow.video import read_image
-
-            bgp = run_dir / "background.png"
-            if not bgp.is_file():
-                raise InputError(run_dir, "incomplete run: background.png missing")
-            background = read_image(bgp)
-            bg_t = to_tensor(background)[None].to(device)
-        face = None
-        if (ck / "face_generator").is_dir():
-            face, _ = load_component(ck / "face_generator", device=device)
-        stats_path = run_dir / TARGET_STATS_FILE
-        if not stats_path.is_file():
-            raise InputError(run_dir, f"incomplete run: {TARGET_STATS_FILE} missing")
-        stats = NormStats.from_dict(json.loads(stats_path.read_text()))
-        g = PersonGenerator(gen, spec, bg_t).to(device).eval()
-        return cls(run_dir, g, face.eval() if face is not None else None, (width, height),
-                   int(config["data"]["face_box_size"]), stats, background, config, device)
 
 
 # ------------------------------------------------------------------ segments
@@ -137,24 +78,6 @@ def smooth_by_segment(seq: PoseSequence, segments: np.ndarray, cfg: SmoothingCon
     return seq.with_keypoints(kp)
 
 
-def resample_indices(timestamps: np.ndarray, fps: float | None, start: float | None, end: float | None) -> tuple[np.ndarray, float]:
-    """Source frame index for every output frame, and the output fps.
-
-    Output ticks run every 1/fps from `start` (default the first frame) to `end`; each
-    takes the latest source frame at or before it (frames repeat when fps is higher).
-    """
-    ts = timestamps - timestamps[0]
-    t0 = 0.0 if start is None else max(0.0, float(start))
-    t1 = ts[-1] if end is None else min(float(end), ts[-1])
-    if fps is None:
-        idx = np.flatnonzero((ts >= t0 - 1e-6) & (ts <= t1 + 1e-6))
-        src_fps = (len(ts) - 1) / ts[-1] if ts[-1] > 0 else 25.0
-        return idx, float(src_fps)
-    ticks = np.arange(t0, t1 + 1e-6, 1.0 / fps)
-    idx = np.clip(np.searchsorted(ts, ticks + 1e-6, side="right") - 1, 0, len(ts) - 1)
-    return idx, float(fps)
-
-
 # ------------------------------------------------------------------ generation
 class Generator:
     """Frame-by-frame generation with temporal feedback and the face residual."""
@@ -167,27 +90,15 @@ class Generator:
     def reset(self) -> None:
         self.prev = None
 
-    def _autocast(self):
-        import contextlib
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.model.device.type, dtype=dtype)
-
     @torch.inference_mode()
     def __call__(self, label: np.ndarray, face_box: np.ndarray | None) -> np.ndarray:
         m = self.model
         x = to_tensor(label)[None].to(m.device)
-        with self._autocast():
+        with autocast(m.device, self.precision):
             out = m.generator.step(x, self.prev).float()
-        self.prev = out
-        if m.face_generator is not None and face_box is not None and face_box[0] >= 0:
-            x0, y0, x1, y1 = (int(v) for v in face_box)
-            with self._autocast():
-                face = m.face_generator(x[:, :, y0:y1, x0:x1], out[:, :, y0:y1, x0:x1]).float()
-            out = out.clone()
-            out[:, :, y0:y1, x0:x1] = face.clamp(-1, 1)
+            self.prev = out
+            if m.face_generator is not None:
+                out = refine_faces(m.face_generator, x, out, face_box_tensor(face_box))
         return to_image(out[0])
 
 
@@ -202,13 +113,13 @@ def generate_frames(model: TrainedModel, poses: PoseSequence, segments: np.ndarr
     w, h = model.size
     T = len(poses)
     segments = np.zeros(T, np.int64) if segments is None else segments
-    present = (poses.keypoints[:, BODY, 2] > 0.1).sum(axis=1) >= 3 if present is None else present
+    present = person_present(poses.keypoints) if present is None else present
     boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
     gen = Generator(model, precision)
     bg = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
     last, since_gone = None, 0
     for t in range(T):
-        label = render_pose(poses.keypoints[t], w, h)
+        label = render_pose(poses.keypoints[t], w, h, model.config.render)
         if t > 0 and segments[t] != segments[t - 1]:
             gen.reset()
         if not present[t]:
@@ -302,17 +213,16 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
     on_frame(source_index, normalized keypoints, result) is called for every output frame
     (benchmarks score frames this way without reading the video back).
     """
-    from dancenow.train.distributed import pick_device
     from dancenow.video import VideoWriter, probe, read_frames
 
     source, output = Path(source), Path(output)
     times: dict[str, float] = {}
     meta = probe(source)  # clear error for a bad source
-    model = TrainedModel.load(run_dir, pick_device(device))
+    model = load_trained(run_dir, pick_device(device))
     t = time.time()
     seq = poses if isinstance(poses, PoseSequence) else load_source_poses(source, poses, progress)
     times["detect_s"] = time.time() - t
-    if not seq.detected().any():
+    if not person_present(seq.keypoints).any():
         raise InputError(source, "no person detected in any frame: nothing to transfer")
     t = time.time()
     plan = plan_source(seq, model.target_stats, cfg, source)
@@ -322,7 +232,7 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
         raise InputError(source, f"no frames between --start {cfg.start} and --end {cfg.end}")
     sub = PoseSequence(norm.keypoints[idx], norm.width, norm.height, fps, norm.timestamps[idx], norm.meta)
     sub_seg = segments[idx]
-    present = (plan.smooth.keypoints[idx][:, BODY, 2] > 0.1).sum(axis=1) >= 3
+    present = person_present(plan.smooth.keypoints[idx])
     times["normalize_s"] = time.time() - t
 
     need_source = cfg.side_by_side
