@@ -52,7 +52,7 @@ def save_component(module: nn.Module, config: Any, directory: str | Path) -> Pat
     Atomic (`dancenow.atomic.atomic_dir`): both files are written into a temporary
     sibling folder that then replaces `directory`. An existing `directory` is replaced
     only if it holds nothing but those two files. Weights are saved on the CPU in their
-    current dtype.
+    current dtype. Equal weights and config give byte-identical files (fixed order).
     Returns the folder path.
     """
     from safetensors.torch import save_file
@@ -80,10 +80,13 @@ def save_component(module: nn.Module, config: Any, directory: str | Path) -> Pat
         "config": dataclasses.asdict(config),
         "dancenow_version": __version__,
     }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in sorted(module.state_dict().items())}
+    # One metadata key: safetensors keeps the header's metadata in a Rust HashMap, so
+    # several keys come out in a different order from one save to the next.
+    header = {"dancenow": json.dumps({"class": name, "dancenow_version": __version__}, sort_keys=True)}
     with atomic_dir(directory) as tmp:
         write_json(tmp / CONFIG_FILE, meta)
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"class": name, "dancenow_version": __version__})
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata=header)
     return directory
 
 

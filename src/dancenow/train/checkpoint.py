@@ -29,8 +29,8 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, Any] = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
+    for idx, st in sorted(sd["state"].items()):
+        for k, v in sorted(st.items()):
             key = f"{name}.{idx}.{k}"
             if torch.is_tensor(v):
                 tensors[key] = v.detach().cpu().contiguous()
@@ -54,7 +54,10 @@ def _unflatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict[st
 
 def save_checkpoint(ckpt_dir: str | Path, components: dict[str, tuple[torch.nn.Module, Any]],
                     optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any]) -> Path:
-    """Write a complete checkpoint to `ckpt_dir` atomically (`dancenow.atomic.atomic_dir`)."""
+    """Write a complete checkpoint to `ckpt_dir` atomically (`dancenow.atomic.atomic_dir`).
+
+    The files depend only on the weights, optimizer states and `state`, not on the
+    order things were built in, so a resumed run ends with the same bytes."""
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {}
     for name, opt in optimizers.items():
@@ -64,7 +67,7 @@ def save_checkpoint(ckpt_dir: str | Path, components: dict[str, tuple[torch.nn.M
     with atomic_dir(ckpt_dir) as tmp:
         for name, (module, config) in components.items():
             save_component(module, config, tmp / name)
-        save_file(tensors, str(tmp / "optimizers.safetensors"))
+        save_file(dict(sorted(tensors.items())), str(tmp / "optimizers.safetensors"))
         write_json(tmp / "optimizers.json", meta)
         write_json(tmp / STATE_FILE, state)
     return Path(ckpt_dir)
