@@ -117,6 +117,49 @@ def test_json_folder_errors(tmp_path):
         write_openpose_json(PoseSequence(kp, 10, 10, 1.0), tmp_path / "o", "c")
 
 
+def _person_at(x: float) -> str:
+    body = np.zeros((25, 3))
+    body[0] = (x, 5.0, 0.9)
+    return json.dumps({"people": [{"pose_keypoints_2d": body.reshape(-1).tolist()}]})
+
+
+def test_json_image_folder_names_in_frame_number_order(tmp_path):
+    # OpenPose on an image folder names files after the images; 2 comes before 10
+    for number in (10, 2, 1):
+        (tmp_path / f"frame{number}_keypoints.json").write_text(_person_at(number))
+    (tmp_path / "notes.txt").write_text("not keypoints")
+    seq = read_openpose_json(tmp_path, 100, 100, 10.0)
+    assert seq.keypoints[:, 0, 0].tolist() == [1.0, 2.0, 10.0]
+    assert seq.meta["naming"] == "images" and seq.meta["stem"] == "frame" and seq.meta["missing_files"] == 0
+    # the paper's zero-padded names, and the video naming still frame-indexed
+    padded = tmp_path / "padded"
+    padded.mkdir()
+    for number in (3, 1, 2):
+        (padded / f"frame{number:06d}_keypoints.json").write_text(_person_at(number))
+    assert read_openpose_json(padded, 100, 100, 10.0).keypoints[:, 0, 0].tolist() == [1.0, 2.0, 3.0]
+    video = tmp_path / "video"
+    video.mkdir()
+    for number in (0, 2):
+        (video / f"clip_{number:012d}_keypoints.json").write_text(_person_at(number + 1))
+    seq = read_openpose_json(video, 100, 100, 10.0)
+    assert seq.keypoints[:, 0, 0].tolist() == [1.0, 0.0, 3.0] and seq.meta["naming"] == "video"
+
+
+def test_json_image_names_without_or_with_repeated_numbers(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "frame1_keypoints.json").write_text(_person_at(1))
+    (tmp_path / "a" / "cover_keypoints.json").write_text(_person_at(2))
+    with pytest.raises(InputError, match="no frame number") as e:
+        read_openpose_json(tmp_path / "a", 10, 10, 1.0)
+    assert e.value.path == tmp_path / "a" and "cover_keypoints.json" in str(e.value)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "frame1_keypoints.json").write_text(_person_at(1))
+    (tmp_path / "b" / "frame001_keypoints.json").write_text(_person_at(2))
+    with pytest.raises(InputError, match="same frame number 1") as e:
+        read_openpose_json(tmp_path / "b", 10, 10, 1.0)
+    assert e.value.path == tmp_path / "b"
+
+
 # ------------------------------------------------------------------ body layouts
 def test_body23_is_the_inverse_of_the_published_map():
     assert list(BODY25_OF_BODY23) == PUBLISHED_25_TO_23
