@@ -447,6 +447,20 @@ def test_image_rgb_order_and_bad_image(tmp_path: Path) -> None:
         read_image(bad)
 
 
+def test_write_image_is_atomic_and_names_the_file(tmp_path: Path) -> None:
+    from dancenow.atomic import write_json
+
+    out = write_image(tmp_path / "a.png", pattern(0))
+    assert out.stat().st_mode & 0o777 == write_json(tmp_path / "ref.json", {}).stat().st_mode & 0o777
+    assert sorted(leftovers(tmp_path)) == ["a.png", "ref.json"]
+    for bad in (pattern(0).astype(np.float32), pattern(0)[..., :2]):
+        with pytest.raises(ValueError, match=f"{tmp_path / 'b.png'}: image must be"):
+            write_image(tmp_path / "b.png", bad)
+    with pytest.raises(ValueError, match="b.gif"):
+        write_image(tmp_path / "b.gif", pattern(0))
+    assert not (tmp_path / "b.png").exists()
+
+
 # ------------------------------------------------------------------ real footage
 
 

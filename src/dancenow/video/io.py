@@ -762,7 +762,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     ext = p.suffix.lower()
     if ext not in _IMAGE_EXTS:
         raise ValueError(f"{p}: image extension must be one of {sorted(_IMAGE_EXTS)}, got {ext!r}")
-    image = _as_rgb_uint8(image, "image")
+    image = _as_rgb_uint8(image, f"{p}: image")
     _check_output_path(p)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
     ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
