@@ -15,6 +15,7 @@ from dancenow.pose.mediapipe_map import (
     FACE70_FROM_MP_FACE,
     MP_LEFT_EYE_CONTOUR,
     MP_RIGHT_EYE_CONTOUR,
+    estimate_small_toes,
     mediapipe_to_schema,
     pose33_to_body25,
 )
@@ -263,10 +264,32 @@ def test_pose33_to_body25_table():
     assert b[B["Neck"], 2] == pose[11, 2]  # the less confident shoulder
     assert np.allclose(b[B["MidHip"], :2], (pose[23, :2] + pose[24, :2]) / 2)
     assert np.allclose(b[B["LBigToe"], :2], pose[31, :2]) and np.allclose(b[B["RHeel"], :2], pose[30, :2])
-    assert (b[[B["LSmallToe"], B["RSmallToe"]]] == 0).all()
+    assert np.allclose(b[B["LSmallToe"]], estimate_small_toes(b)[B["LSmallToe"]])
+    assert 0 < b[B["LSmallToe"], 2] < b[B["LBigToe"], 2] and 0 < b[B["RSmallToe"], 2] < b[B["RBigToe"], 2]
     # each MediaPipe point is used once, except the shoulders/hips shared with Neck/MidHip
     used = [i for src in BODY25_FROM_MP_POSE for i in src]
     assert sorted(set(used)) == sorted([0, 2, 5, 7, 8, *range(11, 17), *range(23, 33)])
+
+
+def test_small_toes_estimated_outside_the_big_toes():
+    from dancenow.synthetic import make_clip
+
+    kp = make_clip(3, 7, 4.0, 10.0, 256).poses.keypoints.astype(np.float64)
+    est = np.stack([estimate_small_toes(k) for k in kp])
+    for s, o in (("L", "R"), ("R", "L")):
+        big, small, ok = kp[:, B[f"{s}BigToe"], :2], kp[:, B[f"{s}SmallToe"], :2], kp[:, B[f"{s}SmallToe"], 2] > 0
+        err = np.linalg.norm(est[:, B[f"{s}SmallToe"], :2] - small, axis=1)[ok]
+        gap = np.linalg.norm(big - small, axis=1)[ok]
+        # against the synthetic dancer's true small toe: far closer than the big toe is
+        assert np.median(err) < 0.2 * np.median(gap), (s, np.median(err), np.median(gap))
+        # lateral: on the own-hip side of the big toe, along the hip line
+        out = (kp[:, B[f"{s}Hip"], :2] - kp[:, B[f"{o}Hip"], :2])[ok]
+        assert ((est[ok, B[f"{s}SmallToe"], :2] - big[ok]) * out).sum(1).mean() > 0
+    one = kp[0].copy()
+    one[B["LHeel"]] = 0  # a point missing -> no estimate
+    e = estimate_small_toes(one)
+    assert (e[B["LSmallToe"]] == 0).all() and e[B["RSmallToe"], 2] == pytest.approx(
+        0.5 * one[[B["RBigToe"], B["RHeel"], B["RHip"], B["LHip"]], 2].min())
 
 
 def test_face_table_and_pupils():
