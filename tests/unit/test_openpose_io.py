@@ -15,6 +15,7 @@ from dancenow.pose.mediapipe_map import (
     FACE70_FROM_MP_FACE,
     MP_LEFT_EYE_CONTOUR,
     MP_RIGHT_EYE_CONTOUR,
+    estimate_small_toes,
     mediapipe_to_schema,
     pose33_to_body25,
 )
@@ -115,6 +116,49 @@ def test_json_folder_errors(tmp_path):
         kp = empty_keypoints(1)
         kp[0, 0, 0] = np.nan
         write_openpose_json(PoseSequence(kp, 10, 10, 1.0), tmp_path / "o", "c")
+
+
+def _person_at(x: float) -> str:
+    body = np.zeros((25, 3))
+    body[0] = (x, 5.0, 0.9)
+    return json.dumps({"people": [{"pose_keypoints_2d": body.reshape(-1).tolist()}]})
+
+
+def test_json_image_folder_names_in_frame_number_order(tmp_path):
+    # OpenPose on an image folder names files after the images; 2 comes before 10
+    for number in (10, 2, 1):
+        (tmp_path / f"frame{number}_keypoints.json").write_text(_person_at(number))
+    (tmp_path / "notes.txt").write_text("not keypoints")
+    seq = read_openpose_json(tmp_path, 100, 100, 10.0)
+    assert seq.keypoints[:, 0, 0].tolist() == [1.0, 2.0, 10.0]
+    assert seq.meta["naming"] == "images" and seq.meta["stem"] == "frame" and seq.meta["missing_files"] == 0
+    # the paper's zero-padded names, and the video naming still frame-indexed
+    padded = tmp_path / "padded"
+    padded.mkdir()
+    for number in (3, 1, 2):
+        (padded / f"frame{number:06d}_keypoints.json").write_text(_person_at(number))
+    assert read_openpose_json(padded, 100, 100, 10.0).keypoints[:, 0, 0].tolist() == [1.0, 2.0, 3.0]
+    video = tmp_path / "video"
+    video.mkdir()
+    for number in (0, 2):
+        (video / f"clip_{number:012d}_keypoints.json").write_text(_person_at(number + 1))
+    seq = read_openpose_json(video, 100, 100, 10.0)
+    assert seq.keypoints[:, 0, 0].tolist() == [1.0, 0.0, 3.0] and seq.meta["naming"] == "video"
+
+
+def test_json_image_names_without_or_with_repeated_numbers(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "frame1_keypoints.json").write_text(_person_at(1))
+    (tmp_path / "a" / "cover_keypoints.json").write_text(_person_at(2))
+    with pytest.raises(InputError, match="no frame number") as e:
+        read_openpose_json(tmp_path / "a", 10, 10, 1.0)
+    assert e.value.path == tmp_path / "a" and "cover_keypoints.json" in str(e.value)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "frame1_keypoints.json").write_text(_person_at(1))
+    (tmp_path / "b" / "frame001_keypoints.json").write_text(_person_at(2))
+    with pytest.raises(InputError, match="same frame number 1") as e:
+        read_openpose_json(tmp_path / "b", 10, 10, 1.0)
+    assert e.value.path == tmp_path / "b"
 
 
 # ------------------------------------------------------------------ body layouts
@@ -220,10 +264,32 @@ def test_pose33_to_body25_table():
     assert b[B["Neck"], 2] == pose[11, 2]  # the less confident shoulder
     assert np.allclose(b[B["MidHip"], :2], (pose[23, :2] + pose[24, :2]) / 2)
     assert np.allclose(b[B["LBigToe"], :2], pose[31, :2]) and np.allclose(b[B["RHeel"], :2], pose[30, :2])
-    assert (b[[B["LSmallToe"], B["RSmallToe"]]] == 0).all()
+    assert np.allclose(b[B["LSmallToe"]], estimate_small_toes(b)[B["LSmallToe"]])
+    assert 0 < b[B["LSmallToe"], 2] < b[B["LBigToe"], 2] and 0 < b[B["RSmallToe"], 2] < b[B["RBigToe"], 2]
     # each MediaPipe point is used once, except the shoulders/hips shared with Neck/MidHip
     used = [i for src in BODY25_FROM_MP_POSE for i in src]
     assert sorted(set(used)) == sorted([0, 2, 5, 7, 8, *range(11, 17), *range(23, 33)])
+
+
+def test_small_toes_estimated_outside_the_big_toes():
+    from dancenow.synthetic import make_clip
+
+    kp = make_clip(3, 7, 4.0, 10.0, 256).poses.keypoints.astype(np.float64)
+    est = np.stack([estimate_small_toes(k) for k in kp])
+    for s, o in (("L", "R"), ("R", "L")):
+        big, small, ok = kp[:, B[f"{s}BigToe"], :2], kp[:, B[f"{s}SmallToe"], :2], kp[:, B[f"{s}SmallToe"], 2] > 0
+        err = np.linalg.norm(est[:, B[f"{s}SmallToe"], :2] - small, axis=1)[ok]
+        gap = np.linalg.norm(big - small, axis=1)[ok]
+        # against the synthetic dancer's true small toe: far closer than the big toe is
+        assert np.median(err) < 0.2 * np.median(gap), (s, np.median(err), np.median(gap))
+        # lateral: on the own-hip side of the big toe, along the hip line
+        out = (kp[:, B[f"{s}Hip"], :2] - kp[:, B[f"{o}Hip"], :2])[ok]
+        assert ((est[ok, B[f"{s}SmallToe"], :2] - big[ok]) * out).sum(1).mean() > 0
+    one = kp[0].copy()
+    one[B["LHeel"]] = 0  # a point missing -> no estimate
+    e = estimate_small_toes(one)
+    assert (e[B["LSmallToe"]] == 0).all() and e[B["RSmallToe"], 2] == pytest.approx(
+        0.5 * one[[B["RBigToe"], B["RHeel"], B["RHip"], B["LHip"]], 2].min())
 
 
 def test_face_table_and_pupils():

@@ -133,6 +133,11 @@ def test_resume_equals_uninterrupted(tiny_data, tmp_path):
         wa = load_file(str(tmp_path / "a" / "checkpoints" / "latest" / comp / "model.safetensors"))
         wb = load_file(str(tmp_path / "b" / "checkpoints" / "latest" / comp / "model.safetensors"))
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # and the checkpoint files are byte-identical (state.json holds the wall-clock time)
+    ca, cb = (tmp_path / r / "checkpoints" / "latest" for r in ("a", "b"))
+    files = sorted(str(p.relative_to(ca)) for p in ca.rglob("*") if p.is_file() and p.name != "state.json")
+    assert files == sorted(str(p.relative_to(cb)) for p in cb.rglob("*") if p.is_file() and p.name != "state.json")
+    assert [f for f in files if (ca / f).read_bytes() != (cb / f).read_bytes()] == []
 
 
 def test_existing_run_needs_resume(tiny_data, tiny_run):

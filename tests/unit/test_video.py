@@ -343,10 +343,17 @@ def test_truncated_without_index_is_input_error(tmp_path: Path) -> None:
     cut = tmp_path / "cut.mp4"
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError):
+    for fn in (probe, count_frames, lambda p: list(read_frames(p))):
+        with pytest.raises(InputError, match=r"truncated or damaged video file \(MP4/MOV header found") as e:
+            fn(cut)
+        assert e.value.path == cut and str(cut) in str(e.value) and "\n" not in str(e.value)
+    # the project's own (index-first) MP4, cut inside its index
+    own = write_video(tmp_path / "own.mp4", [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(8)],
+                      FPS)
+    data = own.read_bytes()
+    cut.write_bytes(data[: data.index(b"mdat") // 2])
+    with pytest.raises(InputError, match="truncated or damaged video file"):
         probe(cut)
-    with pytest.raises(InputError):
-        list(read_frames(cut))
 
 
 def test_truncated_with_index_yields_frames_then_warns_once(tmp_path: Path) -> None:
@@ -438,6 +445,20 @@ def test_image_rgb_order_and_bad_image(tmp_path: Path) -> None:
     bad.write_text("not an image")
     with pytest.raises(InputError, match="not an image"):
         read_image(bad)
+
+
+def test_write_image_is_atomic_and_names_the_file(tmp_path: Path) -> None:
+    from dancenow.atomic import write_json
+
+    out = write_image(tmp_path / "a.png", pattern(0))
+    assert out.stat().st_mode & 0o777 == write_json(tmp_path / "ref.json", {}).stat().st_mode & 0o777
+    assert sorted(leftovers(tmp_path)) == ["a.png", "ref.json"]
+    for bad in (pattern(0).astype(np.float32), pattern(0)[..., :2]):
+        with pytest.raises(ValueError, match=f"{tmp_path / 'b.png'}: image must be"):
+            write_image(tmp_path / "b.png", bad)
+    with pytest.raises(ValueError, match="b.gif"):
+        write_image(tmp_path / "b.gif", pattern(0))
+    assert not (tmp_path / "b.png").exists()
 
 
 # ------------------------------------------------------------------ real footage

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable, get_type_hints
 
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 
 from dancenow import __version__
+from dancenow.atomic import atomic_dir, write_json
 from dancenow.errors import InputError
 from dancenow.models.discriminator import (
     DiscriminatorConfig,
@@ -76,9 +75,10 @@ def _major_minor(version: str) -> tuple[str, ...]:
 def save_component(module: nn.Module, config: Any, directory: str | Path) -> Path:
     """Write `module` and its `config` to `directory` (config.json + model.safetensors).
 
-    Atomic: both files are written into a temporary sibling folder that then
-    replaces `directory`. An existing `directory` is replaced only if it holds
-    nothing but those two files. Weights are saved on the CPU in their current dtype.
+    Atomic (`dancenow.atomic.atomic_dir`): both files are written into a temporary
+    sibling folder that then replaces `directory`. An existing `directory` is replaced
+    only if it holds nothing but those two files. Weights are saved on the CPU in their
+    current dtype. Equal weights and config give byte-identical files (fixed order).
     Returns the folder path.
     """
     from safetensors.torch import save_file
@@ -99,12 +99,6 @@ def save_component(module: nn.Module, config: Any, directory: str | Path) -> Pat
             raise InputError(
                 directory, f"exists and is not a dancenow component folder (holds {extra}); not overwriting"
             )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-    for p in (tmp, old):
-        if p.exists():
-            shutil.rmtree(p)
     meta = {
         "format": FORMAT,
         "class": name,
@@ -112,23 +106,13 @@ def save_component(module: nn.Module, config: Any, directory: str | Path) -> Pat
         "config": dataclasses.asdict(config),
         "dancenow_version": __version__,
     }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    try:
-        tmp.mkdir()
-        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"class": name, "dancenow_version": __version__})
-        if directory.exists():
-            os.rename(directory, old)
-        try:
-            os.rename(tmp, directory)
-        except OSError:
-            if old.exists():
-                os.rename(old, directory)
-            raise
-    finally:
-        for p in (tmp, old):
-            if p.exists():
-                shutil.rmtree(p)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in sorted(module.state_dict().items())}
+    # One metadata key: safetensors keeps the header's metadata in a Rust HashMap, so
+    # several keys come out in a different order from one save to the next.
+    header = {"dancenow": json.dumps({"class": name, "dancenow_version": __version__}, sort_keys=True)}
+    with atomic_dir(directory) as tmp:
+        write_json(tmp / CONFIG_FILE, meta)
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata=header)
     return directory
 
 

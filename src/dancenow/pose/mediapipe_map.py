@@ -15,8 +15,9 @@ Pure numpy index tables; no MediaPipe import. Conventions checked on real footag
   from thumb to pinky), so the mapping is the identity.
 
 Feet: MediaPipe has a heel and one ``foot_index`` (tip of the foot) per foot. The foot
-index becomes OpenPose's BigToe; SmallToe has no counterpart and stays missing
-(confidence 0), so renderers simply skip the BigToe-SmallToe segment.
+index becomes OpenPose's BigToe. SmallToe has no counterpart and is estimated (see
+:func:`estimate_small_toes`): a fixed combination of the foot's heel -> toe vector and
+the hip line, at half the confidence of the points it comes from. It is never detected.
 """
 
 from __future__ import annotations
@@ -58,13 +59,19 @@ BODY25_FROM_MP_POSE: tuple[tuple[int, ...], ...] = (
     (8,),        # 17 REar
     (7,),        # 18 LEar
     (31,),       # 19 LBigToe  <- left_foot_index
-    (),          # 20 LSmallToe (no MediaPipe counterpart)
+    (),          # 20 LSmallToe (no MediaPipe counterpart: estimate_small_toes)
     (29,),       # 21 LHeel
     (32,),       # 22 RBigToe  <- right_foot_index
-    (),          # 23 RSmallToe (no MediaPipe counterpart)
+    (),          # 23 RSmallToe (no MediaPipe counterpart: estimate_small_toes)
     (30,),       # 24 RHeel
 )
 assert len(BODY25_FROM_MP_POSE) == N_BODY
+
+# SmallToe = BigToe + BACK * (Heel - BigToe) + SIDE * (own hip - other hip), confidence
+# CONF * the lowest of those four. See estimate_small_toes.
+SMALL_TOE_BACK, SMALL_TOE_SIDE, SMALL_TOE_CONF = 0.20, 0.25, 0.5
+# (small toe, big toe, heel, own hip, other hip) in BODY_25
+_SMALL_TOE_FROM: tuple[tuple[int, int, int, int, int], ...] = ((20, 19, 21, 12, 9), (23, 22, 24, 9, 12))
 
 # ---------------------------------------------------------------- face: 468 -> 70
 # Person's right = image left for a frontal face, in both layouts.
@@ -109,7 +116,8 @@ def _with_conf(a: np.ndarray, score: float) -> np.ndarray:
 
 
 def pose33_to_body25(pose33: np.ndarray) -> np.ndarray:
-    """(33, 3) x, y, conf -> (25, 3); averaged points take the lower confidence of their parts.
+    """(33, 3) x, y, conf -> (25, 3); averaged points take the lower confidence of their parts,
+    the small toes are estimated (:func:`estimate_small_toes`).
 
     Any coordinate unit works (pixels or normalized); missing outputs are all-zero.
     """
@@ -123,6 +131,33 @@ def pose33_to_body25(pose33: np.ndarray) -> np.ndarray:
         if conf > 0:
             out[j, :2] = s[:, :2].mean(axis=0)
             out[j, 2] = conf
+    return estimate_small_toes(out)
+
+
+def estimate_small_toes(body25: np.ndarray) -> np.ndarray:
+    """(25, 3) BODY_25 with the small toes (20, 23) estimated; other points unchanged.
+
+    The little toe's tip sits behind the big toe's (towards the heel) and out to the
+    side, away from the body's midline. In 3D that is ``big + a (heel - big) + b (own hip -
+    other hip)``; a camera's projection keeps such linear combinations (up to perspective
+    across the foot), so the same formula holds in image coordinates: seen side-on the
+    hip line shrinks and the small toe falls behind the big toe, seen from the front it
+    sits out to the side. a = SMALL_TOE_BACK and b = SMALL_TOE_SIDE (fitted on the
+    synthetic dancers, plausible for adult feet: the little toe ends about a fifth of
+    a foot length back, about a quarter of the hip width out); feet turned out or in
+    move the true point off the estimate. Confidence: SMALL_TOE_CONF times the lowest of
+    the four points used; missing when any is missing.
+    """
+    out = np.array(body25, dtype=np.float64, copy=True)
+    for small, big, heel, hip, other in _SMALL_TOE_FROM:
+        src = out[[big, heel, hip, other]]
+        conf = float(src[:, 2].min())
+        if conf <= 0:
+            out[small] = 0.0
+            continue
+        out[small, :2] = src[0, :2] + SMALL_TOE_BACK * (src[1, :2] - src[0, :2]) + SMALL_TOE_SIDE * (
+            src[2, :2] - src[3, :2])
+        out[small, 2] = SMALL_TOE_CONF * conf
     return out
 
 

@@ -1,7 +1,8 @@
 """OpenPose keypoint files <-> PoseSequence.
 
-* Per-frame JSON as written by OpenPose's ``--write_json``:
-  ``<stem>_<frame:012d>_keypoints.json`` holding ``{"version": 1.3, "people": [{
+* Per-frame JSON as written by OpenPose's ``--write_json``: from a video,
+  ``<stem>_<frame:012d>_keypoints.json``; from an image folder (``--image_dir``),
+  ``<image name>_keypoints.json`` such as ``frame000001_keypoints.json``; holding ``{"version": 1.3, "people": [{
   "pose_keypoints_2d": [x, y, c, ...], "face_keypoints_2d": [...],
   "hand_left_keypoints_2d": [...], "hand_right_keypoints_2d": [...]}]}``.
   Export then import is exact (float32 values survive JSON text unchanged).
@@ -41,6 +42,8 @@ BODY25_OF_COCO18: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 
 _MID_HIP, _R_HIP, _L_HIP = 8, 9, 12
 
 _JSON_NAME = re.compile(r"^(?P<stem>.*)_(?P<index>\d{12})_keypoints\.json$")
+_JSON_SUFFIX = "_keypoints.json"
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 _JSON_KEYS = (
     ("pose_keypoints_2d", "pose_keypoints"),
     ("face_keypoints_2d", "face_keypoints"),
@@ -164,36 +167,71 @@ def read_openpose_json_frame(path: str | Path) -> np.ndarray:
     return out
 
 
+def _json_files(d: Path) -> dict[str, tuple[str, dict[int, Path]]]:
+    """{stem: (naming, {number: file})} of the OpenPose JSON files in `d`.
+
+    ``<stem>_<12 digits>_keypoints.json`` (OpenPose on a video) is naming "video"; any
+    other ``<image>_keypoints.json`` (OpenPose on an image folder) is naming "images",
+    numbered by the last run of digits in the image name, its stem being the name
+    without that number. InputError naming `d` when an image name has no number or two
+    files of one stem share a number.
+    """
+    found: dict[str, tuple[str, dict[int, Path]]] = {}
+    for p in sorted(d.iterdir()):
+        if not p.name.endswith(_JSON_SUFFIX) or not p.is_file():
+            continue
+        m = _JSON_NAME.match(p.name)
+        if m:
+            naming, stem, number = "video", m["stem"], int(m["index"])
+        else:
+            image = p.name[: -len(_JSON_SUFFIX)]
+            n = _LAST_NUMBER.search(image)
+            if n is None:
+                raise InputError(d, f"{p.name}: no frame number in the image name, so the frame order is unknown")
+            naming, stem, number = "images", image[: n.start()] + image[n.end():], int(n[1])
+        kind, files = found.setdefault(stem, (naming, {}))
+        if kind != naming:
+            raise InputError(d, f"{p.name}: mixes OpenPose video and image-folder file names for {stem!r}")
+        if number in files:
+            raise InputError(d, f"{files[number].name} and {p.name} have the same frame number {number}")
+        files[number] = p
+    return found
+
+
 def read_openpose_json(
     directory: str | Path, width: int, height: int, fps: float, *, stem: str | None = None
 ) -> PoseSequence:
     """A folder of OpenPose JSON files -> PoseSequence.
 
-    Frame i is the file numbered i (``..._<i:012d>_keypoints.json``); numbers missing
-    between 0 and the last file give all-zero frames (counted in meta "missing_files").
-    `stem` picks one video when the folder holds several.
+    Files from a video (``<stem>_<i:012d>_keypoints.json``): frame i is the file numbered
+    i; numbers missing between 0 and the last file give all-zero frames (counted in meta
+    "missing_files"). Files from an image folder (``<image>_keypoints.json``, e.g.
+    ``frame2_keypoints.json``, ``frame10_keypoints.json``): one frame per file, in the
+    order of the last number in the image name. `stem` picks one video when the folder
+    holds several (for image names, the name without its number, e.g. "frame").
     """
     d = Path(directory)
     if not d.is_dir():
         raise InputError(d, "OpenPose JSON folder not found")
-    found: dict[str, dict[int, Path]] = {}
-    for p in d.iterdir():
-        m = _JSON_NAME.match(p.name)
-        if m and p.is_file():
-            found.setdefault(m["stem"], {})[int(m["index"])] = p
+    found = _json_files(d)
     if stem is not None:
         found = {stem: found[stem]} if stem in found else {}
     if not found:
         which = f"{stem}_" if stem is not None else ""
-        raise InputError(d, f"no OpenPose files named {which}<000000000000>_keypoints.json")
+        raise InputError(
+            d, f"no OpenPose files named {which}<000000000000>_keypoints.json or <image>_keypoints.json"
+        )
     if len(found) > 1:
         raise InputError(d, f"holds keypoints of several videos ({', '.join(sorted(found))}); pass stem=")
-    (name, files), = found.items()
+    (name, (naming, files)), = found.items()
+    if naming == "images":
+        files = dict(enumerate(files[k] for k in sorted(files)))
     n = max(files) + 1
     kp = np.zeros((n, N_KEYPOINTS, 3), np.float32)
     for i, p in files.items():
         kp[i] = read_openpose_json_frame(p)
-    meta = {"source": str(d), "format": "openpose-json", "stem": name, "missing_files": n - len(files)}
+    meta = {"source": str(d), "format": "openpose-json", "stem": name, "naming": naming,
+            "missing_files": n - len(files)}
     return PoseSequence(keypoints=kp, width=int(width), height=int(height), fps=float(fps), meta=meta)
 
 

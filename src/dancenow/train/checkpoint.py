@@ -12,15 +12,13 @@ interrupted save never leaves a half-written `latest`. Nothing here unpickles.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from dancenow.atomic import write_json
+from dancenow.atomic import atomic_dir, write_json
 from dancenow.errors import InputError
 from dancenow.models.io import load_component, save_component
 
@@ -32,8 +30,8 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, Any] = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
+    for idx, st in sorted(sd["state"].items()):
+        for k, v in sorted(st.items()):
             key = f"{name}.{idx}.{k}"
             if torch.is_tensor(v):
                 tensors[key] = v.detach().cpu().contiguous()
@@ -58,34 +56,26 @@ def _unflatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict[st
 def save_checkpoint(ckpt_dir: str | Path, components: dict[str, tuple[torch.nn.Module, Any]],
                     optimizers: dict[str, torch.optim.Optimizer], state: dict[str, Any],
                     scalers: dict[str, torch.amp.GradScaler] | None = None) -> Path:
-    """Write a complete checkpoint to `ckpt_dir` atomically (temp folder, then renames).
+    """Write a complete checkpoint to `ckpt_dir` atomically (`dancenow.atomic.atomic_dir`).
 
+    The files depend only on the weights, optimizer states and `state`, not on the
+    order things were built in, so a resumed run ends with the same bytes.
     scalers: the fp16 gradient scalers by optimizer name (their state goes to scalers.json)."""
-    ckpt_dir = Path(ckpt_dir)
-    tmp = ckpt_dir.with_name(f".{ckpt_dir.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for name, (module, config) in components.items():
-        save_component(module, config, tmp / name)
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {}
     for name, opt in optimizers.items():
         t, m = _flatten_optimizer(name, opt)
         tensors.update(t)
         meta[name] = m
-    save_file(tensors, str(tmp / "optimizers.safetensors"))
-    write_json(tmp / "optimizers.json", meta)
-    write_json(tmp / STATE_FILE, state)
-    if scalers:
-        write_json(tmp / SCALERS_FILE, {k: s.state_dict() for k, s in scalers.items()})
-    old = ckpt_dir.with_name(f".{ckpt_dir.name}.old-{os.getpid()}")
-    if ckpt_dir.exists():
-        os.replace(ckpt_dir, old)
-    os.replace(tmp, ckpt_dir)
-    if old.exists():
-        shutil.rmtree(old)
-    return ckpt_dir
+    with atomic_dir(ckpt_dir) as tmp:
+        for name, (module, config) in components.items():
+            save_component(module, config, tmp / name)
+        save_file(dict(sorted(tensors.items())), str(tmp / "optimizers.safetensors"))
+        write_json(tmp / "optimizers.json", meta)
+        write_json(tmp / STATE_FILE, state)
+        if scalers:
+            write_json(tmp / SCALERS_FILE, {k: s.state_dict() for k, s in scalers.items()})
+    return Path(ckpt_dir)
 
 
 def read_state(ckpt_dir: str | Path) -> dict[str, Any]:

@@ -147,7 +147,7 @@ def _face_crops(ctx: StepContext, stage: Stage, b: PairSample) -> tuple[int, flo
 
 
 def face_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float) -> dict[str, float]:
-    """One step of the face GAN: FG then FD. Returns {} when no rank's batch has a face."""
+    """One step of the face GAN: FG then FD. Returns {} when this rank's batch has no face."""
     cfg, b = ctx.cfg, stage_inputs(ctx, stage, batch)
     for o in stage.optims.values():
         o.set_lr(lr)
@@ -174,4 +174,6 @@ def face_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float) -> d
         loss_d = _d_loss(ctx, stage.train_views["FD"], torch.cat([lab_c, real_c], 1),
                          torch.cat([lab_c, refined], 1)) * weight
     stage.optims["FD"].step(loss_d)
+    if weight == 0.0:  # this rank only kept the others company: nothing of its own to report
+        return {}
     return {**{k: v.item() for k, v in losses.items()}, "FD": loss_d.item()}

@@ -7,7 +7,9 @@ Written files (H.264/yuv420p MP4, PNG, JPG) appear atomically: a temporary
 sibling is written and renamed onto the target only when complete.
 
 Damaged input policy (one rule everywhere): a file that cannot be opened, has no
-video stream or yields no frame raises :class:`~dancenow.errors.InputError`; a
+video stream or yields no frame raises :class:`~dancenow.errors.InputError` (one
+that starts like a video container but cannot be opened, e.g. an MP4 cut before
+its index, is reported as truncated or damaged rather than as not a video); a
 file that yields some frames and then breaks (truncated download, cut copy)
 gives those frames, emits one ``UserWarning`` naming the file and how many
 frames were read, and stops cleanly. Partial footage is still useful for
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 _NOT_VIDEO = "not a video file (no video stream / could not open)"
+_DAMAGED = "truncated or damaged video file ({} header found, but it cannot be opened: {})"
 _NO_FRAMES = "video has no decodable frames"
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg"}
 _VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
@@ -115,13 +118,32 @@ def _check_input_file(path: Path) -> None:
         raise InputError(path, "empty file (0 bytes)")
 
 
+def _container_kind(path: Path) -> str | None:
+    """The container family a file's first bytes announce (MP4/MOV, Matroska, AVI), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "MP4/MOV"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return None
+
+
 def _open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     """Open `path` and return (container, first video stream), or raise InputError."""
     p = Path(path)
     _check_input_file(p)
     try:
         container = av.open(str(p), mode="r")
-    except (_FFmpegError, OSError, UnicodeDecodeError):
+    except (_FFmpegError, OSError, UnicodeDecodeError) as e:
+        kind = _container_kind(p)
+        if kind is not None:  # a cut copy or download: the MP4 index (moov) usually sits at the end
+            raise InputError(p, _DAMAGED.format(kind, _one_line(e))) from None
         raise InputError(p, _NOT_VIDEO) from None
     videos = container.streams.video
     # FFmpeg's "tty" demuxer renders any text file as ANSI art; that is not footage.
@@ -131,6 +153,11 @@ def _open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video
     stream = videos[0]
     stream.thread_type = "AUTO"
     return container, stream
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(getattr(e, "strerror", None) or e).split())
+    return text or type(e).__name__
 
 
 def _rotation_of(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
@@ -735,7 +762,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     ext = p.suffix.lower()
     if ext not in _IMAGE_EXTS:
         raise ValueError(f"{p}: image extension must be one of {sorted(_IMAGE_EXTS)}, got {ext!r}")
-    image = _as_rgb_uint8(image, "image")
+    image = _as_rgb_uint8(image, f"{p}: image")
     _check_output_path(p)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
     ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
