@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from dancenow.device import autocast
 from dancenow.models import (
     DiscriminatorConfig,
     GANLoss,
@@ -33,12 +34,6 @@ from dancenow.models import (
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def bench_gan_step(
@@ -61,7 +56,7 @@ def bench_gan_step(
     pose, prev, real = img(1), img(2), img(3)
 
     def step() -> None:
-        with _autocast(device, precision):
+        with autocast(device, precision):
             fake = g(torch.cat([pose, prev], dim=1))
             pred_fake_d = d(torch.cat([pose, fake.detach()], dim=1))
             pred_real = d(torch.cat([pose, real], dim=1))
@@ -97,7 +92,7 @@ def bench_inference(
     mf = torch.channels_last if channels_last else torch.contiguous_format
     g = build_generator(g_cfg, torch.Generator().manual_seed(0)).to(device=device, memory_format=mf).eval()
     x = (torch.rand(1, g_cfg.in_channels, size, size) * 2 - 1).to(device=device, memory_format=mf)
-    with torch.inference_mode(), _autocast(device, precision):
+    with torch.inference_mode(), autocast(device, precision):
         for _ in range(warmup):
             g(x)
         _sync(device)

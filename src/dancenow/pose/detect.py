@@ -50,6 +50,7 @@ import numpy as np
 from dancenow.errors import DancenowError, InputError
 from dancenow.pose.mediapipe_map import mediapipe_to_schema
 from dancenow.pose.schema import BODY, FACE, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND, PoseSequence
+from dancenow.video import probe, read_frames
 
 if TYPE_CHECKING:
     from dancenow.video import Frame
@@ -525,8 +526,6 @@ def detect_video(
     Coordinates are in pixels of the upright video frame. Raises InputError for a
     missing/unreadable video or one that decodes zero frames.
     """
-    from dancenow.video import probe, read_frames
-
     path = Path(path)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")

@@ -10,9 +10,11 @@ from tqdm import tqdm
 
 from dancenow.errors import InputError
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses
+from dancenow.pose.openpose_io import read_openpose_json, read_openpose_yaml
 from dancenow.pose.render import RenderStyle, overlay_pose, render_pose
 from dancenow.pose.schema import PoseSequence
 from dancenow.pose.smoothing import smooth_poses
+from dancenow.video import VideoWriter, probe, read_frames
 
 TARGET_STATS_FILE = "target_stats.json"
 
@@ -49,9 +51,6 @@ def load_poses_for(video: str | Path, poses: str | Path) -> PoseSequence:
     p = Path(poses)
     if not p.is_dir():
         return PoseSequence.load(p)
-    from dancenow.pose.openpose_io import read_openpose_json, read_openpose_yaml
-    from dancenow.video import probe
-
     m = probe(video)
     if any(p.glob("*_pose.yml")):
         return read_openpose_yaml(p, m.width, m.height, m.fps)
@@ -70,8 +69,6 @@ def normalize_files(source: str | Path, target: str | Path, output: str | Path, 
 def render_file(poses: str | Path, output: str | Path, *, overlay: str | Path | None = None,
                 progress: bool = True, style: RenderStyle = RenderStyle()) -> Path:
     """Render a poses file to an H.264 video (on black, or over `overlay`'s frames)."""
-    from dancenow.video import VideoWriter, read_frames
-
     seq = PoseSequence.load(poses)
     bar = tqdm(total=len(seq), desc="render", unit="frame", disable=not progress)
     with VideoWriter(output, fps=seq.fps) as writer:

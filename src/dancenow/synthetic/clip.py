@@ -14,6 +14,7 @@ from dancenow.synthetic.dance import Dance, make_dance
 from dancenow.synthetic.scene import Renderer, RenderResult
 from dancenow.synthetic.skeleton import Camera, _size, pose_subject
 from dancenow.synthetic.subject import Subject, make_subject
+from dancenow.video import write_video
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,8 +92,6 @@ def make_clip(
 def write_clip(clip: SyntheticClip, video_path: str | Path, poses_path: str | Path | None = None) -> Path:
     """Write the clip as an H.264 MP4 (dancenow.video.write_video, atomic) and its exact poses as
     a PoseSequence .npz (atomic). Returns the video path."""
-    from dancenow.video import write_video  # lazy: keeps this package light to import
-
     out = write_video(video_path, clip.iter_frames(), clip.fps)
     if poses_path is not None:
         try:
