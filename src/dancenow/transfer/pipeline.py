@@ -4,6 +4,10 @@ Stages: source poses (detector, or a poses file / OpenPose folder) -> scene segm
 per-segment smoothing -> global normalization against the target statistics saved in
 the run -> stick figures rendered as in training -> generation in order with temporal
 feedback -> face GAN residual on the face crop -> H.264 video with the source's audio.
+As code: `TransferPipeline(model, cfg).plan(poses) -> SourcePlan` (segments, smoothing,
+normalization, resampling), `.frames(plan) -> TransferFrame...` (generation), and
+`TransferVideo` (the video); `transfer`, the synthetic benchmark and `evaluate` (through
+`.frames_for(poses)`) consume the same frame generator.
 
 Frames with no person and scene cuts are handled on purpose:
 - a scene cut (all body points jump by more than `cut_threshold` x the person's
@@ -295,7 +299,7 @@ class TransferVideo:
         self._writer.__exit__(*exc)
 
     def write(self, frame: TransferFrame, extra_panels: Sequence[np.ndarray] = ()) -> None:
-        """Append one frame; `extra_panels` (images of the frame's height) go right of the result."""
+        """Append one frame; side by side, `extra_panels` (images of the frame's height) go right of the result."""
         t = time.time()
         image = frame.image
         if self.side_by_side:
