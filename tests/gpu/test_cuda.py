@@ -23,10 +23,10 @@ def test_transfer_on_cuda_matches_cpu(tiny_clip, tiny_run, tmp_path):
     import numpy as np
 
     from dancenow.run import load_trained
-    from dancenow.transfer.pipeline import generate_frames
+    from dancenow.transfer.pipeline import TransferPipeline
 
     _, poses = tiny_clip
     p = poses.slice(0, 5)
-    cpu = [f for _, f in generate_frames(load_trained(tiny_run, "cpu"), p)]
-    gpu = [f for _, f in generate_frames(load_trained(tiny_run, "cuda"), p)]
+    cpu = [f.image for f in TransferPipeline(load_trained(tiny_run, "cpu")).frames_for(p)]
+    gpu = [f.image for f in TransferPipeline(load_trained(tiny_run, "cuda")).frames_for(p)]
     assert all(np.abs(a.astype(int) - b.astype(int)).mean() < 2.0 for a, b in zip(cpu, gpu))

@@ -12,7 +12,9 @@ from dancenow.cli import main
 from dancenow.errors import InputError
 from dancenow.pose.schema import PoseSequence, empty_keypoints
 from dancenow.pose.geometry import resample_indices
-from dancenow.transfer.pipeline import TransferConfig, scene_segments, transfer
+from dancenow.run import load_trained
+from dancenow.transfer.pipeline import (TransferConfig, TransferFrame, TransferPipeline, scene_segments,
+                                         transfer)
 from dancenow.video import probe, read_frames, read_image
 
 
@@ -34,6 +36,30 @@ def test_side_by_side_cut_and_fps(tiny_clip, tiny_run, tmp_path):
     m = probe(r.output)
     assert (m.width, m.height, r.frames) == (3 * 64, 64, 21)
     assert not m.has_audio
+
+
+def test_pipeline_frames_follow_the_plan_and_match_the_video(tiny_clip, tiny_run, tmp_path):
+    """frames(plan) is what transfer writes: one TransferFrame per output frame, in order,
+    mapped to the planned source frames, the same on every pass."""
+    video, poses = tiny_clip
+    cfg = TransferConfig(start=1.0, end=2.0, fps=20.0, audio=False)
+    pipe = TransferPipeline(load_trained(tiny_run), cfg)
+    plan = pipe.plan(poses, video)
+    frames = list(pipe.frames(plan))
+    assert all(isinstance(f, TransferFrame) for f in frames)
+    assert len(frames) == len(plan) == len(plan.indices) == 21 and plan.fps == pytest.approx(20.0)
+    assert [f.index for f in frames] == list(range(21))
+    assert [f.source_index for f in frames] == plan.indices.tolist()
+    np.testing.assert_array_equal(np.stack([f.keypoints for f in frames]), plan.normalized.keypoints[plan.indices])
+    assert all(f.image.shape == f.label.shape == (64, 64, 3) for f in frames)
+    again = list(pipe.frames(plan))
+    assert all(np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label) for a, b in zip(frames, again))
+    r = transfer(video, tiny_run, tmp_path / "o.mp4", cfg, poses=poses, progress=False)
+    written = [f.image.astype(float) for f in read_frames(r.output)]
+    assert r.frames == len(written) == len(frames)
+    err = np.array([[np.abs(w - f.image).mean() for f in frames] for w in written])
+    assert err.diagonal().max() < 8.0  # H.264 at crf 18 on the untrained tiny model's noisy 64 px frames
+    assert err.argmin(axis=1).tolist() == list(range(21))  # each decoded frame is nearest its own TransferFrame
 
 
 def test_gap_fades_to_background_and_cut_restarts(tiny_clip, tiny_run, tmp_path):

@@ -186,11 +186,11 @@ def test_perfect_generator_scores_perfectly(tiny, tmp_path, monkeypatch):
     data = PreparedData.load(tiny["data"])
     start, _ = data.split("val")
 
-    def real_frames(model, poses, *a, **k):
+    def real_frames(self, poses, *a, **k):
         for i in range(len(poses)):
-            yield data.label(start + i), data.read_frame(start + i)
+            yield pipeline.TransferFrame(i, i, poses.keypoints[i], data.label(start + i), data.read_frame(start + i))
 
-    monkeypatch.setattr(pipeline, "generate_frames", real_frames)
+    monkeypatch.setattr(pipeline.TransferPipeline, "frames_for", real_frames)
     r = rep.evaluate(tiny["full"], tiny["data"], tmp_path / "perfect", device="cpu",
                      detector=FakeDetector(tiny["data"]), max_frames=4, progress=False)
     assert r.n_frames == 4

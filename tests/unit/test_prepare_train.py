@@ -97,7 +97,7 @@ def test_tiny_model_learns_to_reconstruct(tmp_path):
     from dancenow.data.prepare import prepare as prep
     from dancenow.eval.metrics import body_box, crop, ssim
     from dancenow.run import load_trained
-    from dancenow.transfer.pipeline import generate_frames
+    from dancenow.transfer.pipeline import TransferPipeline
     from dancenow.video import write_video
 
     poses = make_tiny_poses(n_frames=8)
@@ -109,7 +109,8 @@ def test_tiny_model_learns_to_reconstruct(tmp_path):
     data = PreparedData.load(data_dir)
     model = load_trained(tmp_path / "run")
     scores = []
-    for i, (_, gen) in enumerate(generate_frames(model, data.poses)):
+    for f in TransferPipeline(model).frames_for(data.poses):
+        i, gen = f.index, f.image
         box = body_box(data.poses.keypoints[i], 64, 64)
         scores.append(ssim(crop(gen, box), crop(data.read_frame(i), box)))
     assert np.mean(scores) > 0.9, scores

@@ -56,6 +56,7 @@ from dancenow.eval.metrics import (
 )
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import RunConfig, RunDir, load_trained
+from dancenow.transfer.pipeline import TransferPipeline
 
 PSNR_CAP_DB = 60.0           # per-frame PSNR cap before averaging (identical crops would be +inf)
 BODY_MARGIN = 0.1            # body crop: tight box of the input body points grown by this x its height
@@ -355,8 +356,6 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
                   progress: bool) -> EvalReport:
     from tqdm import tqdm
 
-    from dancenow.transfer.pipeline import generate_frames
-
     run = RunDir(run_dir)
     config = run.check_trained()
     notes = _held_out_notes(run, config, ref)
@@ -375,14 +374,14 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
     def stream() -> Iterator[np.ndarray]:
         bar = tqdm(total=n, desc=f"evaluate {name}", unit="frame", disable=not progress)
         t = time.time()
-        for k, (label, gen) in enumerate(generate_frames(model, poses)):
+        for f in TransferPipeline(model).frames_for(poses):
             t1 = time.time()
             gen_s[0] += t1 - t
-            acc.add(k, data.read_frame(ref.start + k), label, gen)
+            acc.add(f.index, data.read_frame(ref.start + f.index), f.label, f.image)
             t = time.time()
             metric_s[0] += t - t1
             bar.update()
-            yield gen
+            yield f.image
             t = time.time()
         bar.close()
 

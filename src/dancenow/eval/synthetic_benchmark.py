@@ -26,10 +26,22 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from dancenow.atomic import atomic_path, write_json
-from dancenow.eval.metrics import body_box, crop, psnr, ssim
+from dancenow.config import preset
+from dancenow.data.prepare import PrepareConfig, crop_resize, prepare
+from dancenow.device import pick_device
+from dancenow.eval.lpips import perceptual_metric
+from dancenow.eval.metrics import body_box, crop, missed_detections, pose_distance, psnr, ssim
+from dancenow.pose.normalize import apply_transforms
+from dancenow.pose.schema import PoseSequence
+from dancenow.run import RunDir, load_trained
+from dancenow.synthetic import Renderer, make_clip, make_subject, write_clip
+from dancenow.train.loop import train
+from dancenow.transfer.pipeline import TransferConfig, TransferPipeline, TransferVideo
+from dancenow.video import read_frames, write_audio, write_image, write_video
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,6 @@ def beat_track(path: Path, seconds: float, bpm: float, rate: int = 44100) -> Pat
     phase = t % beat
     kick = 0.5 * np.exp(-phase * 30.0) * np.sin(2 * np.pi * (50 + 80 * np.exp(-phase * 40.0)) * phase)
     sig = (chord + kick).astype(np.float32)
-    from dancenow.video import write_audio
-
     return write_audio(path, np.stack([sig, sig]), rate)
 
 
@@ -101,18 +111,6 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
                   device: str | None = None, progress: bool = True, side_by_side: bool = True,
                   log=print) -> dict:
     """Run the whole pipeline on synthetic people; returns the metrics (also in metrics.json)."""
-    import cv2
-
-    from dancenow.data.prepare import PrepareConfig, crop_resize, prepare
-    from dancenow.eval.lpips import perceptual_metric
-    from dancenow.synthetic import make_clip, make_subject, write_clip
-    from dancenow.config import preset
-    from dancenow.device import pick_device
-    from dancenow.run import RunDir
-    from dancenow.train.loop import train
-    from dancenow.transfer.pipeline import TransferConfig, transfer
-    from dancenow.video import write_video
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -154,91 +152,29 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
 
     # 4. transfer with ground truth, scored frame by frame
     from dancenow.pose.detect import detect_video
-    from dancenow.pose.normalize import apply_transforms
-    from dancenow.synthetic import Renderer
-    from dancenow.transfer.pipeline import plan_source
 
     t = time.time()
-    source_poses = detect_video(out / "source.mp4", progress=progress)  # detected once, given to transfer
+    source_poses = detect_video(out / "source.mp4", progress=progress)  # detected once, planned once
     detect_s = time.time() - t
-    tcfg_transfer = TransferConfig(side_by_side=side_by_side)
-    target_stats = RunDir(run_dir).load_config().target_stats
-    plan = plan_source(source_poses, target_stats, tcfg_transfer, out / "source.mp4")
-    exact = apply_transforms(source.poses.keypoints, *plan.transforms)  # the source's true skeleton, normalized
-
-    box = manifest["crop_box"]
-    (W0, H0), (w, h) = target.size, (cfg.size, cfg.size)
-    renderer = Renderer(make_subject(cfg.target_subject), (W0, H0))
-    to_orig = np.array([box[2] / w, box[3] / h, 1.0], np.float32)
-    shift = np.array([box[0], box[1], 0.0], np.float32)
-    dev = pick_device(device)
-    metric_name, perceptual = perceptual_metric(dev)
-    scores, scores_given = _Scores(), _Scores()
-    truth_cache: dict[tuple[str, int], np.ndarray] = {}
-    outputs: list[np.ndarray] = []
-    inputs: list[np.ndarray] = []
-
-    def draw(kp: np.ndarray) -> np.ndarray:
-        k = kp.copy()
-        present = k[:, 2] > 0
-        k[present] = k[present] * to_orig + shift
-        return crop_resize(renderer(k).image, tuple(box), w, h)
-
-    def truth(i: int, kp: np.ndarray | None = None) -> np.ndarray:
-        """Exact truth of source frame i (kp None), or the target drawn on the given skeleton kp."""
-        key = ("exact", i) if kp is None else ("given", i)
-        if key not in truth_cache:
-            if len(truth_cache) > 4:
-                truth_cache.clear()
-            truth_cache[key] = draw(exact[i] if kp is None else kp)
-        return truth_cache[key]
-
-    def on_frame(i: int, kp: np.ndarray, result: np.ndarray) -> None:
-        scores.add(result, truth(i), body_box(exact[i], w, h), perceptual)
-        scores_given.add(result, truth(i, kp), body_box(kp, w, h), None)
-        if cfg.pose_eval:
-            outputs.append(result.copy())
-            inputs.append(kp.copy())
-
+    drawing = _TargetDrawing(make_subject(cfg.target_subject), target.size, manifest["crop_box"], cfg.size)
+    metric_name, perceptual = perceptual_metric(pick_device(device))
     t = time.time()
-    tr = transfer(out / "source.mp4", run_dir, out / "transfer.mp4", tcfg_transfer, poses=source_poses,
-                  device=device, progress=progress, extra_panels=lambda i, kp, r: [truth(i)], on_frame=on_frame)
+    scored = _transfer_scored(run_dir, out / "source.mp4", out / "transfer.mp4", source_poses, source.poses,
+                              drawing, TransferConfig(side_by_side=side_by_side), perceptual, cfg.pose_eval,
+                              device, progress)
     times["transfer_s"] = time.time() - t + detect_s
-    times.update({f"transfer_{k}": v for k, v in tr.seconds.items()})
     times["transfer_detect_s"] = detect_s
-
-    pose_metrics = None
-    if cfg.pose_eval and outputs:
-        from dancenow.eval.metrics import missed_detections, pose_distance
-        from dancenow.pose.detect import detect_frames
-
-        t = time.time()
-        # the detector sees the output at the videos' size (upscaled), as it saw the videos
-        f = max(1, round(cfg.video_size / max(w, h)))
-        frames = outputs if f == 1 else [cv2.resize(o, (w * f, h * f), interpolation=cv2.INTER_CUBIC) for o in outputs]
-        det = detect_frames(frames, fps=cfg.fps, width=w * f, height=h * f, progress=False).keypoints
-        det[..., :2] /= f
-        ref = np.stack(inputs)
-        pose_metrics = {"distance": pose_distance(det, ref), "missed": missed_detections(det, ref)}
-        times["pose_eval_s"] = time.time() - t
-
-    # a contact sheet: source | pose | result | truth for a few frames, from the video itself
-    from dancenow.video import read_frames
-
-    picks = set(np.linspace(0, tr.frames - 1, 5).round().astype(int).tolist())
-    rows = [f.image for f in read_frames(out / "transfer.mp4") if f.index in picks]
-    if rows:
-        from dancenow.video import write_image
-
-        write_image(out / "contact_sheet.png", np.concatenate(rows, axis=0))
+    times.update({f"transfer_{k}": v for k, v in scored.seconds.items()})
+    pose_metrics = _pose_metrics(scored, cfg, times) if cfg.pose_eval and scored.outputs else None
+    _contact_sheet(out / "transfer.mp4", scored.frames, out / "contact_sheet.png")
 
     metrics = {
         "config": asdict(cfg),
         "train_steps": res.steps,
         "val_ssim_person_target": res.val_ssim,
-        "frames": tr.frames,
-        "ground_truth": scores.summary(metric_name),
-        "ground_truth_given_skeleton": scores_given.summary(),
+        "frames": scored.frames,
+        "ground_truth": scored.exact.summary(metric_name),
+        "ground_truth_given_skeleton": scored.given.summary(),
         "pose": pose_metrics,
         "times_s": {k: round(v, 1) for k, v in times.items()},
     }
@@ -246,6 +182,94 @@ def run_synthetic(out_dir: str | Path, cfg: SyntheticBenchmarkConfig = Synthetic
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(_report(metrics, out))
     return metrics
+
+
+class _TargetDrawing:
+    """The target subject drawn on a skeleton given in the model's pixels, as the prepared
+    data shows the target: rendered in the video's frame, then cut to the prepared crop."""
+
+    def __init__(self, subject, video_size: tuple[int, int], crop_box, size: int):
+        x0, y0, bw, bh = crop_box
+        self.renderer = Renderer(subject, video_size)
+        self.box, self.size = tuple(crop_box), size
+        self.to_orig = np.array([bw / size, bh / size, 1.0], np.float32)
+        self.shift = np.array([x0, y0, 0.0], np.float32)
+
+    def __call__(self, kp: np.ndarray) -> np.ndarray:
+        """(137, 3) keypoints in the model's pixels -> (size, size, 3) uint8."""
+        k = kp.copy()
+        present = k[:, 2] > 0
+        k[present] = k[present] * self.to_orig + self.shift
+        return crop_resize(self.renderer(k).image, self.box, self.size, self.size)
+
+
+@dataclass
+class _Scored:
+    """The transfer scored frame by frame against both truths."""
+
+    frames: int = 0
+    exact: _Scores = field(default_factory=_Scores)
+    given: _Scores = field(default_factory=_Scores)
+    outputs: list[np.ndarray] = field(default_factory=list)   # results (kept for the pose evaluation)
+    inputs: list[np.ndarray] = field(default_factory=list)    # their normalized input skeletons
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _transfer_scored(run_dir: Path, source: Path, output: Path, source_poses: PoseSequence, true_poses: PoseSequence,
+                     drawing: _TargetDrawing, tcfg: TransferConfig, perceptual, keep: bool, device: str | None,
+                     progress: bool) -> _Scored:
+    """Transfer the source (planned once) and score every frame against the exact truth, the target
+    drawn on the source's true skeleton mapped by the plan's own transforms; writes `output` with
+    the truth appended to the side-by-side row."""
+    pipe = TransferPipeline(load_trained(run_dir, pick_device(device)), tcfg)
+    t = time.time()
+    plan = pipe.plan(source_poses, source)
+    exact = apply_transforms(true_poses.keypoints, *plan.transforms)  # the source's true skeleton, normalized
+    s = _Scored(frames=len(plan), seconds={"normalize_s": time.time() - t})
+    w, h = pipe.model.size
+    gen_t, truth, truth_of = 0.0, None, -1
+    with TransferVideo(output, plan, source, side_by_side=tcfg.side_by_side, audio=tcfg.audio,
+                       progress=progress) as video:
+        t = time.time()
+        for f in pipe.frames(plan):
+            gen_t += time.time() - t
+            i, kp = f.source_index, f.keypoints
+            if i != truth_of:
+                truth, truth_of = drawing(exact[i]), i
+            s.exact.add(f.image, truth, body_box(exact[i], w, h), perceptual)
+            s.given.add(f.image, drawing(kp), body_box(kp, w, h), None)
+            if keep:
+                s.outputs.append(f.image)
+                s.inputs.append(kp)
+            video.write(f, [truth])
+            t = time.time()
+    s.seconds.update(generate_s=gen_t, encode_s=video.seconds)
+    return s
+
+
+def _pose_metrics(scored: _Scored, cfg: SyntheticBenchmarkConfig, times: dict[str, float]) -> dict:
+    """The detector re-run on the results vs their input skeletons."""
+    from dancenow.pose.detect import detect_frames
+
+    t = time.time()
+    # the detector sees the output at the videos' size (upscaled), as it saw the videos
+    w = h = cfg.size
+    f = max(1, round(cfg.video_size / max(w, h)))
+    outputs = scored.outputs
+    frames = outputs if f == 1 else [cv2.resize(o, (w * f, h * f), interpolation=cv2.INTER_CUBIC) for o in outputs]
+    det = detect_frames(frames, fps=cfg.fps, width=w * f, height=h * f, progress=False).keypoints
+    det[..., :2] /= f
+    ref = np.stack(scored.inputs)
+    times["pose_eval_s"] = time.time() - t
+    return {"distance": pose_distance(det, ref), "missed": missed_detections(det, ref)}
+
+
+def _contact_sheet(video: Path, n_frames: int, path: Path) -> None:
+    """source | pose | result | truth for a few frames, from the video itself."""
+    picks = set(np.linspace(0, n_frames - 1, 5).round().astype(int).tolist())
+    rows = [f.image for f in read_frames(video) if f.index in picks]
+    if rows:
+        write_image(path, np.concatenate(rows, axis=0))
 
 
 def _nan_to_none(x):

@@ -4,6 +4,10 @@ Stages: source poses (detector, or a poses file / OpenPose folder) -> scene segm
 per-segment smoothing -> global normalization against the target statistics saved in
 the run -> stick figures rendered as in training -> generation in order with temporal
 feedback -> face GAN residual on the face crop -> H.264 video with the source's audio.
+As code: `TransferPipeline(model, cfg).plan(poses) -> SourcePlan` (segments, smoothing,
+normalization, resampling), `.frames(plan) -> TransferFrame...` (generation), and
+`TransferVideo` (the video); `transfer`, the synthetic benchmark and `evaluate` (through
+`.frames_for(poses)`) consume the same frame generator.
 
 Frames with no person and scene cuts are handled on purpose:
 - a scene cut (all body points jump by more than `cut_threshold` x the person's
@@ -21,11 +25,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from dancenow.device import autocast, pick_device
@@ -33,10 +37,12 @@ from dancenow.errors import InputError
 from dancenow.models.face import refine_faces
 from dancenow.pose.geometry import face_boxes, person_present, resample_indices
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
+from dancenow.pose.pipeline import load_poses_for
 from dancenow.pose.render import render_pose
+from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import TrainedModel, load_trained
 from dancenow.tensors import face_box_tensor, to_image, to_tensor
-from dancenow.pose.schema import BODY, PoseSequence
+from dancenow.video import VideoWriter, probe, read_frames
 from dancenow.pose.smoothing import SmoothingConfig, smooth_keypoints
 
 
@@ -102,41 +108,6 @@ class Generator:
         return to_image(out[0])
 
 
-def generate_frames(model: TrainedModel, poses: PoseSequence, segments: np.ndarray | None = None,
-                    present: np.ndarray | None = None, fade_frames: int = 4, precision: str = "fp32",
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (label, generated frame) for every frame of `poses` (already in target pixels).
-
-    The chain restarts where the segment id changes and after frames without a person;
-    frames without a person show the background plate, faded in from the last frame.
-    """
-    w, h = model.size
-    T = len(poses)
-    segments = np.zeros(T, np.int64) if segments is None else segments
-    present = person_present(poses.keypoints) if present is None else present
-    boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
-    gen = Generator(model, precision)
-    bg = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
-    last, since_gone = None, 0
-    for t in range(T):
-        label = render_pose(poses.keypoints[t], w, h, model.config.render)
-        if t > 0 and segments[t] != segments[t - 1]:
-            gen.reset()
-        if not present[t]:
-            gen.reset()
-            since_gone += 1
-            if last is not None and since_gone <= fade_frames:
-                a = since_gone / (fade_frames + 1)
-                frame = ((1 - a) * last.astype(np.float32) + a * bg.astype(np.float32)).round().astype(np.uint8)
-            else:
-                frame = bg.copy()
-            yield label, frame
-            continue
-        since_gone = 0
-        last = gen(label, boxes[t])
-        yield label, last
-
-
 # ------------------------------------------------------------------ the command
 @dataclass(frozen=True)
 class TransferConfig:
@@ -163,13 +134,16 @@ class TransferResult:
 
 @dataclass(frozen=True, eq=False)
 class SourcePlan:
-    """The source's poses made ready for generation (before resampling and cutting).
+    """The source's poses made ready for generation: stage `TransferPipeline.plan`'s output.
 
-    segments: (T,) scene-segment id per source frame. smooth: the per-segment smoothed poses
-    (source pixels). stats: the source's normalization statistics. normalized: `smooth` in
-    the target's pixels. transforms: (scale (T,), anchor_src (T, 2), anchor_tgt (T, 2)), the
+    Per source frame (T): segments, the scene-segment id; smooth, the per-segment smoothed
+    poses (source pixels); stats, the source's normalization statistics; normalized, `smooth`
+    in the target's pixels; transforms, (scale (T,), anchor_src (T, 2), anchor_tgt (T, 2)), the
     per-frame similarity that maps source pixels to target pixels (it maps any keypoints of
     the source frame the same way, e.g. the exact skeleton of a synthetic source).
+    Per output frame (N, after resampling to `fps` and cutting to [start, end]): indices, the
+    source frame shown; present, whether it has a person. fade_frames: output frames of the
+    cross-fade to the background plate when the person leaves.
     """
 
     segments: np.ndarray
@@ -177,103 +151,206 @@ class SourcePlan:
     stats: NormStats
     normalized: PoseSequence
     transforms: tuple[np.ndarray, np.ndarray, np.ndarray]
+    indices: np.ndarray
+    fps: float
+    present: np.ndarray
+    fade_frames: int
+
+    def __len__(self) -> int:
+        """The number of output frames."""
+        return len(self.indices)
+
+    @property
+    def poses(self) -> PoseSequence:
+        """The normalized poses of the output frames (N, 137, 3), at the output fps."""
+        n, idx = self.normalized, self.indices
+        return PoseSequence(n.keypoints[idx], n.width, n.height, self.fps, n.timestamps[idx], n.meta)
+
+    @property
+    def output_segments(self) -> np.ndarray:
+        """(N,) scene-segment id of each output frame."""
+        return self.segments[self.indices]
+
+    @property
+    def audio_start(self) -> float:
+        """The source time (s) of the first output frame: where its audio starts."""
+        return float(self.smooth.timestamps[self.indices[0]])
 
 
-def plan_source(seq: PoseSequence, target_stats: NormStats, cfg: "TransferConfig", source: Path | str = "source"
-                ) -> SourcePlan:
-    """Scene segments, per-segment smoothing and global normalization of the source's poses."""
-    segments = scene_segments(seq.keypoints, cfg.cut_threshold)
-    smooth = smooth_by_segment(seq, segments, cfg.smoothing)
-    try:
-        stats = compute_stats(smooth)
-        normalized = normalize_poses(smooth, stats, target_stats)
-    except ValueError as exc:
-        raise InputError(source, f"cannot normalize the source: {exc}") from None
-    return SourcePlan(segments, smooth, stats, normalized, source_transforms(smooth, stats, target_stats))
+@dataclass(frozen=True, eq=False)
+class TransferFrame:
+    """One generated frame: stage `TransferPipeline.frames`'s output.
+
+    index: output frame j. source_index: the source frame it shows (j itself for
+    `frames_for`). keypoints: (137, 3) the pose drawn, in the target's pixels. label:
+    (H, W, 3) uint8 stick figure given to the generator. image: (H, W, 3) uint8 result.
+    """
+
+    index: int
+    source_index: int
+    keypoints: np.ndarray
+    label: np.ndarray
+    image: np.ndarray
 
 
+class TransferPipeline:
+    """The transfer's named stages: `plan(source poses) -> SourcePlan`, `frames(plan) -> TransferFrame...`.
+
+    `transfer` (a video), the synthetic benchmark and `evaluate` (via `frames_for`, on poses
+    already in the target's pixels) all consume the same frame generator.
+    """
+
+    def __init__(self, model: TrainedModel, cfg: TransferConfig = TransferConfig()):
+        self.model = model
+        self.cfg = cfg
+
+    def plan(self, seq: PoseSequence, source: Path | str = "source") -> SourcePlan:
+        """Scene segments, per-segment smoothing, global normalization and resampling of `seq`.
+
+        Raises InputError (naming `source`) when no frame has a person, the poses cannot be
+        normalized, or no frame lies between the config's start and end.
+        """
+        cfg = self.cfg
+        if not person_present(seq.keypoints).any():
+            raise InputError(source, "no person detected in any frame: nothing to transfer")
+        segments = scene_segments(seq.keypoints, cfg.cut_threshold)
+        smooth = smooth_by_segment(seq, segments, cfg.smoothing)
+        target = self.model.target_stats
+        try:
+            stats = compute_stats(smooth)
+            normalized = normalize_poses(smooth, stats, target)
+        except ValueError as exc:
+            raise InputError(source, f"cannot normalize the source: {exc}") from None
+        idx, fps = resample_indices(seq.timestamps, cfg.fps, cfg.start, cfg.end)
+        if len(idx) == 0:
+            raise InputError(source, f"no frames between --start {cfg.start} and --end {cfg.end}")
+        return SourcePlan(segments, smooth, stats, normalized, source_transforms(smooth, stats, target),
+                          idx, fps, person_present(smooth.keypoints[idx]), max(0, int(round(cfg.fade_s * fps))))
+
+    def frames(self, plan: SourcePlan) -> Iterator[TransferFrame]:
+        """Generate the plan's output frames in order (len(plan) of them)."""
+        return self._generate(plan.poses, plan.output_segments, plan.present, plan.fade_frames, plan.indices)
+
+    def frames_for(self, poses: PoseSequence, fade_frames: int = 4) -> Iterator[TransferFrame]:
+        """Generate a frame for every pose of `poses` (already in the target's pixels; one segment)."""
+        return self._generate(poses, np.zeros(len(poses), np.int64), person_present(poses.keypoints), fade_frames,
+                              np.arange(len(poses)))
+
+    def _generate(self, poses: PoseSequence, segments: np.ndarray, present: np.ndarray, fade_frames: int,
+                  source_index: np.ndarray) -> Iterator[TransferFrame]:
+        """The one generation loop.
+
+        The temporal chain restarts where the segment id changes and after frames without a
+        person; frames without a person show the background plate, faded in from the last frame.
+        """
+        model = self.model
+        w, h = model.size
+        boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
+        gen = Generator(model, self.cfg.precision)
+        bg = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
+        last, since_gone = None, 0
+        for t in range(len(poses)):
+            kp = poses.keypoints[t]
+            label = render_pose(kp, w, h, model.config.render)
+            if t > 0 and segments[t] != segments[t - 1]:
+                gen.reset()
+            if present[t]:
+                since_gone = 0
+                last = image = gen(label, boxes[t])
+            else:
+                gen.reset()
+                since_gone += 1
+                image = _fade(last, bg, since_gone, fade_frames)
+            yield TransferFrame(t, int(source_index[t]), kp, label, image)
+
+
+def _fade(last: np.ndarray | None, bg: np.ndarray, since_gone: int, fade_frames: int) -> np.ndarray:
+    """The frame `since_gone` frames after the person left: `last` cross-faded into the plate `bg`."""
+    if last is None or since_gone > fade_frames:
+        return bg.copy()
+    a = since_gone / (fade_frames + 1)
+    return ((1 - a) * last.astype(np.float32) + a * bg.astype(np.float32)).round().astype(np.uint8)
+
+
+# ------------------------------------------------------------------ the video
+class TransferVideo:
+    """The transfer's H.264 video with the source's audio: the result frames, or side-by-side
+    rows source | label | result [| extra panels]. A context manager, like `VideoWriter`.
+
+    `seconds` holds the time spent composing and encoding.
+    """
+
+    def __init__(self, output: Path | str, plan: SourcePlan, source: Path | str, *, side_by_side: bool = False,
+                 audio: bool = True, progress: bool = False):
+        source = Path(source)
+        has_audio = audio and probe(source).has_audio
+        self.side_by_side = side_by_side
+        self.seconds = 0.0
+        self._sources = _source_frames(source, plan.indices) if side_by_side else None
+        self._writer = VideoWriter(output, fps=plan.fps, audio_from=source if has_audio else None,
+                                   audio_start=plan.audio_start)
+        self._bar = tqdm(total=len(plan), desc="transfer", unit="frame", disable=not progress)
+
+    def __enter__(self) -> "TransferVideo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+        self._writer.__exit__(*exc)
+
+    def write(self, frame: TransferFrame, extra_panels: Sequence[np.ndarray] = ()) -> None:
+        """Append one frame; side by side, `extra_panels` (images of the frame's height) go right of the result."""
+        t = time.time()
+        image = frame.image
+        if self.side_by_side:
+            h = image.shape[0]
+            image = np.concatenate([_fit(next(self._sources), h), frame.label, image, *extra_panels], axis=1)
+        self._writer.write(image)
+        self._bar.update()
+        self.seconds += time.time() - t
+
+
+# ------------------------------------------------------------------ the command
 def load_source_poses(source: Path, poses: str | Path | None, progress: bool) -> PoseSequence:
     if poses is None:
         from dancenow.pose.detect import detect_video
 
         return detect_video(source, progress=progress)
-    from dancenow.pose.pipeline import load_poses_for
-
     return load_poses_for(source, poses)
 
 
 def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: TransferConfig = TransferConfig(), *,
-             poses: str | Path | PoseSequence | None = None, device: str | None = None, progress: bool = True,
-             extra_panels: Callable[[int, np.ndarray, np.ndarray], list[np.ndarray]] | None = None,
-             on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> TransferResult:
-    """Make `output`: the trained target dancing the source's moves.
-
-    extra_panels(source_index, normalized keypoints (137, 3), result) -> more images appended
-    to the side-by-side row (the demo adds the ground truth this way).
-    on_frame(source_index, normalized keypoints, result) is called for every output frame
-    (benchmarks score frames this way without reading the video back).
-    """
-    from dancenow.video import VideoWriter, probe, read_frames
-
+             poses: str | Path | PoseSequence | None = None, device: str | None = None,
+             progress: bool = True) -> TransferResult:
+    """Make `output`: the trained target dancing the source's moves."""
     source, output = Path(source), Path(output)
     times: dict[str, float] = {}
-    meta = probe(source)  # clear error for a bad source
-    model = load_trained(run_dir, pick_device(device))
+    probe(source)  # clear error for a bad source
+    pipe = TransferPipeline(load_trained(run_dir, pick_device(device)), cfg)
     t = time.time()
     seq = poses if isinstance(poses, PoseSequence) else load_source_poses(source, poses, progress)
     times["detect_s"] = time.time() - t
-    if not person_present(seq.keypoints).any():
-        raise InputError(source, "no person detected in any frame: nothing to transfer")
     t = time.time()
-    plan = plan_source(seq, model.target_stats, cfg, source)
-    norm, segments = plan.normalized, plan.segments
-    idx, fps = resample_indices(seq.timestamps, cfg.fps, cfg.start, cfg.end)
-    if len(idx) == 0:
-        raise InputError(source, f"no frames between --start {cfg.start} and --end {cfg.end}")
-    sub = PoseSequence(norm.keypoints[idx], norm.width, norm.height, fps, norm.timestamps[idx], norm.meta)
-    sub_seg = segments[idx]
-    present = person_present(plan.smooth.keypoints[idx])
+    plan = pipe.plan(seq, source)
     times["normalize_s"] = time.time() - t
-
-    need_source = cfg.side_by_side
-    src_frames = _source_frames(source, idx, read_frames) if need_source else None
-    fade = max(0, int(round(cfg.fade_s * fps)))
-    audio_start = float(seq.timestamps[idx[0]])
-    gen_t, enc_t = 0.0, 0.0
-    bar = tqdm(total=len(idx), desc="transfer", unit="frame", disable=not progress)
-    w, h = model.size
-    with VideoWriter(output, fps=fps, audio_from=source if (cfg.audio and meta.has_audio) else None,
-                     audio_start=audio_start) as writer:
-        t = time.time()
-        for j, (label, frame) in enumerate(generate_frames(model, sub, sub_seg, present, fade, cfg.precision)):
-            t1 = time.time()
-            gen_t += t1 - t
-            if on_frame is not None:
-                on_frame(int(idx[j]), sub.keypoints[j], frame)
-            if cfg.side_by_side:
-                panels = [_fit(next(src_frames), h), label, frame]
-                if extra_panels is not None:
-                    panels += extra_panels(int(idx[j]), sub.keypoints[j], frame)
-                frame = np.concatenate(panels, axis=1)
-            writer.write(frame)
-            bar.update()
-            t = time.time()
-            enc_t += t - t1
-    bar.close()
-    times["generate_s"] = gen_t
-    times["encode_s"] = enc_t
-    return TransferResult(output, len(idx), fps, int(len(np.unique(sub_seg))), int((~present).sum()), times)
+    t = time.time()
+    with TransferVideo(output, plan, source, side_by_side=cfg.side_by_side, audio=cfg.audio,
+                       progress=progress) as video:
+        for frame in pipe.frames(plan):
+            video.write(frame)
+    times["generate_s"] = time.time() - t - video.seconds
+    times["encode_s"] = video.seconds
+    return TransferResult(output, len(plan), plan.fps, int(len(np.unique(plan.output_segments))),
+                          int((~plan.present).sum()), times)
 
 
 def _fit(image: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
     w = max(2, int(round(image.shape[1] * height / image.shape[0])))
     interp = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
     return cv2.resize(image, (w, height), interpolation=interp)
 
 
-def _source_frames(source: Path, idx: np.ndarray, read_frames) -> Iterator[np.ndarray]:
+def _source_frames(source: Path, idx: np.ndarray) -> Iterator[np.ndarray]:
     """Stream the source frames at the given (non-decreasing) indices, repeating as needed."""
     frames = read_frames(source)
     cur = None
