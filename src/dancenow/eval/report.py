@@ -41,8 +41,10 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from dancenow.atomic import atomic_path, write_json
+from dancenow.data.dataset import PreparedData
 from dancenow.device import pick_device
 from dancenow.errors import DancenowError, InputError
+from dancenow.eval.lpips import LPIPS_NAME, lpips_status, perceptual_metric
 from dancenow.eval.metrics import (
     POSE_PARTS,
     backward_flows,
@@ -57,6 +59,7 @@ from dancenow.eval.metrics import (
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import RunConfig, RunDir, load_trained
 from dancenow.transfer.pipeline import TransferPipeline
+from dancenow.video import write_image
 
 PSNR_CAP_DB = 60.0           # per-frame PSNR cap before averaging (identical crops would be +inf)
 BODY_MARGIN = 0.1            # body crop: tight box of the input body points grown by this x its height
@@ -215,8 +218,6 @@ def _detect(detector: Detector, frames: Iterable[np.ndarray], n: int, fps: float
 
 def _make_reference(data_dir: str | Path, device: Any, max_frames: int | None, detector: Detector | None,
                     progress: bool) -> _Reference:
-    from dancenow.data.dataset import PreparedData
-    from dancenow.eval.lpips import LPIPS_NAME, lpips_status, perceptual_metric
 
     data = PreparedData.load(data_dir)
     start, stop = data.split("val")
@@ -522,7 +523,6 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _write_outputs(report: EvalReport, out_dir: Path, rows: list[np.ndarray]) -> None:
-    from dancenow.video import write_image
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", json_safe(report.to_dict()))

@@ -42,7 +42,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -50,10 +50,7 @@ import numpy as np
 from dancenow.errors import DancenowError, InputError
 from dancenow.pose.mediapipe_map import mediapipe_to_schema
 from dancenow.pose.schema import BODY, FACE, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND, PoseSequence
-from dancenow.video import probe, read_frames
-
-if TYPE_CHECKING:
-    from dancenow.video import Frame
+from dancenow.video import Frame, probe, read_frames
 
 MEDIAPIPE_VERSION = "0.10.21"
 DETECTOR_NAME = "mediapipe-pose+face+hand-crops"
