@@ -22,7 +22,7 @@ from dancenow.similarity import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA, SSIM_
 
 __all__ = ["Box", "body_box", "clamp_box", "person_height", "crop", "psnr", "ssim", "ssim_map", "SSIM_K1", "SSIM_K2",
            "SSIM_RADIUS", "SSIM_SIGMA", "SSIM_TRUNCATE", "POSE_PARTS", "pose_distance", "missed_detections",
-           "backward_flows", "flicker_series", "flicker"]
+           "backward_flows", "flicker_series", "flicker", "sharpness", "sharpness_ratio"]
 
 # Keypoint index sets of the parts reported by the pose metrics.
 POSE_PARTS: dict[str, np.ndarray] = {
@@ -198,3 +198,24 @@ def flicker(
         raise ValueError(f"flicker: {len(frames)} frames but {len(flow_frames)} flow frames")
     series = flicker_series(frames, backward_flows(flow_frames, occlusion=occlusion))
     return float(np.nanmean(series)) if np.isfinite(series).any() else math.nan
+
+
+# ------------------------------------------------------------------ sharpness
+def sharpness(image: np.ndarray) -> float:
+    """High-frequency energy of an image: the mean squared 4-neighbour Laplacian of its
+    grey levels (0-255), a 1-pixel border dropped. 0 for a flat image; blur lowers it."""
+    g = _gray(image)
+    if min(g.shape) < 3:
+        raise ValueError(f"sharpness: image must be at least 3x3, got {g.shape}")
+    lap = cv2.Laplacian(g, cv2.CV_64F, ksize=1)[1:-1, 1:-1]
+    return float(np.mean(lap * lap))
+
+
+def sharpness_ratio(generated: Sequence[np.ndarray], real: Sequence[np.ndarray]) -> float:
+    """Generated over real high-frequency energy, summed over paired crops (1: as sharp as the
+    real frames; below 1: softer; NaN when the real crops are flat or none are given)."""
+    if len(generated) != len(real):
+        raise ValueError(f"sharpness_ratio: {len(generated)} generated crops but {len(real)} real ones")
+    num = sum(sharpness(g) for g in generated)
+    den = sum(sharpness(r) for r in real)
+    return num / den if den > 0 else math.nan
