@@ -76,9 +76,17 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     from dancenow.data.prepare import PrepareConfig, prepare
     from dancenow.pose.pipeline import load_poses_for
 
-    w, h = a.size
+    try:
+        w, h = _size(a.size_text)
+    except argparse.ArgumentTypeError as exc:
+        raise DancenowError(str(exc)) from None
+    fixed = {"width": w, "height": h} if "x" in a.size_text.lower() else {"size": w}
     poses = load_poses_for(a.video, a.poses) if a.poses else None
-    out = prepare(a.video, a.output, PrepareConfig(width=w, height=h, fps=a.fps), poses=poses, progress=not a.quiet)
+    try:
+        cfg = PrepareConfig(fps=a.fps, **fixed)
+    except ValueError as exc:
+        raise DancenowError(f"--size {a.size_text}: {exc}") from None
+    out = prepare(a.video, a.output, cfg, poses=poses, progress=not a.quiet)
     print(f"{out}: prepared")
     return 0
 
@@ -206,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("prepare", cmd_prepare, "turn a target video into training data (frames, poses, face boxes, manifest)")
     sp.add_argument("video")
     sp.add_argument("-o", "--output", required=True, help="data folder")
-    sp.add_argument("--size", type=_size, default=(256, 256), help="output frame size: N or WxH (default 256)")
+    sp.add_argument("--size", dest="size_text", default="256",
+                    help="N: the frames' long side, their aspect following the person (a portrait video gives "
+                         "portrait frames); WxH: a fixed size (default 256)")
     sp.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
     sp.add_argument("--poses", help="use these keypoints (.npz or an OpenPose JSON folder) instead of detecting")
     sp.add_argument("-q", "--quiet", action="store_true")
@@ -220,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (checkpointed)")
     sp.add_argument("--resume", action="store_true", help="continue the run in --output")
     sp.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    sp.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    sp.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                    help="auto: measure fp32 and bf16 steps at the start and keep the faster (saved in the run)")
     sp.add_argument("--seed", type=int)
     sp.add_argument("--batch-size", type=int)
     sp.add_argument("--vgg-weights", help="'hed' (default) or a torchvision VGG19 state dict file")

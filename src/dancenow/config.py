@@ -21,6 +21,8 @@ class TrainConfig:
     n_blocks: int = 9
     use_local_enhancer: bool = False
     n_local_blocks: int = 3
+    upsample: str = "transpose"      # "resize": resize + conv in G and the face G (no checkerboard)
+    skips: bool = False              # U-Net skips in the global generator
     # multiscale PatchGAN discriminator
     ndf: int = 32
     n_layers_D: int = 3
@@ -63,13 +65,14 @@ class TrainConfig:
     val_every: int = 500
     val_frames: int = 24
     log_every: int = 10
-    precision: str = "bf16"          # fp32 | bf16 | fp16 (fp16: CUDA only, with a GradScaler)
+    precision: str = "bf16"          # auto | fp32 | bf16 | fp16 (fp16: CUDA only, with a GradScaler;
+                                     # auto: measured at the start, see dancenow.train.precision)
     channels_last: bool = False
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.local_steps > 0 and not self.use_local_enhancer:

@@ -12,7 +12,7 @@ import torch
 
 from conftest import TINY_SIZE, draw_tiny_frames, make_tiny_poses, tiny_train_config
 from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs
-from dancenow.data.prepare import PrepareConfig, crop_box, prepare
+from dancenow.data.prepare import PrepareConfig, crop_box, person_extent, prepare
 from dancenow.errors import InputError
 from dancenow.pose.schema import PoseSequence, empty_keypoints
 from dancenow.train.loop import train, weights_digest
@@ -49,7 +49,7 @@ def test_prepare_rejects_video_without_person(tiny_clip, tmp_path):
 
 def test_crop_box_keeps_aspect_and_frame():
     boxes = np.array([[100, 50, 140, 200], [300, 60, 340, 210]], float)
-    x, y, w, h = crop_box(np.repeat(boxes, 50, axis=0), 640, 360, 512, 256, 0.1)
+    x, y, w, h = crop_box(person_extent(np.repeat(boxes, 50, axis=0), 0.1), 640, 360, 512, 256)
     assert abs(w / h - 2.0) < 0.02
     assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 360
 

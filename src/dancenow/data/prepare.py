@@ -9,8 +9,12 @@ Layout of DATA_DIR:
     face_boxes.npy      (T, 4) int32 x0, y0, x1, y1 in output pixels; all -1 where no face
     frames/000000.png   cropped, resized RGB frames
 
-One fixed crop box is used for the whole video (the union of the person's boxes with a
-margin, in the output's aspect ratio), so the person's scale and position stay real.
+One fixed crop box is used for the whole video, so the person's scale and position stay real:
+the person's extent over the video (the union of their boxes, with a margin) in the output's
+aspect ratio. The output's aspect follows that extent (a portrait video gives portrait frames)
+unless a fixed WxH is asked for, and the box never cuts the person: where the extent reaches
+past the video's edge, the frames are padded (the edge pixels repeated). A video whose edge
+cuts the person off in most frames is refused.
 The last `val_fraction` of frames (contiguous) are the validation split.
 """
 
@@ -28,11 +32,11 @@ from tqdm import tqdm
 
 from dancenow.atomic import atomic_path, write_json
 from dancenow.errors import InputError
-from dancenow.pose.normalize import compute_stats
+from dancenow.pose.normalize import NormStats, compute_stats
 from dancenow.pose.pipeline import TARGET_STATS_FILE
 from dancenow.pose.geometry import face_boxes, person_boxes, person_present, resample_indices
-from dancenow.pose.schema import FACE, PoseSequence
-from dancenow.video import probe, read_frames, read_image, write_image
+from dancenow.pose.schema import BODY, FACE, PoseSequence
+from dancenow.video import VideoMeta, probe, read_frames, read_image, write_image
 from dancenow.pose.smoothing import SmoothingConfig, smooth_poses
 
 MANIFEST_VERSION = 1
@@ -40,14 +44,30 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    width: int = 256
-    height: int = 256
+    """size: the prepared frames' long side; their aspect follows the person's extent over the
+    whole video (a portrait video gives portrait frames). width and height (both): a fixed
+    frame size instead. Either way the whole person is kept: the frame is padded where the
+    person's extent reaches past the video's edge."""
+
+    size: int = 256
+    width: int | None = None
+    height: int | None = None
+    multiple: int = 16                # frame sides are multiples of this (the generators need it)
     fps: float | None = None          # subsample to this frame rate (None: keep every frame)
     margin: float = 0.12              # crop margin, fraction of the person box's height
     val_fraction: float = 0.1
     min_detected_fraction: float = 0.5
     conf_threshold: float = 0.1
+    max_cut_fraction: float = 0.5     # fail when the video's edge cuts the person in more frames than this
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+
+    def __post_init__(self) -> None:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("PrepareConfig: give both width and height, or neither (then size is the long side)")
+        for name in ("size", "width", "height"):
+            v = getattr(self, name)
+            if v is not None and (v < self.multiple or v % self.multiple):
+                raise ValueError(f"PrepareConfig: {name} {v} must be a positive multiple of {self.multiple}")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -59,38 +79,59 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 # ---------------------------------------------------------------- the crop
-def crop_box(boxes: np.ndarray, frame_w: int, frame_h: int, out_w: int, out_h: int, margin: float) -> tuple[int, int, int, int]:
-    """One crop box (x0, y0, w, h) in frame pixels for the whole video.
+def person_extent(boxes: np.ndarray, margin: float) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) the person covers over the whole video, in frame pixels.
 
-    The union of robust per-frame person boxes (1st/99th percentiles of their edges),
-    grown by `margin` x person height (twice that above the head: hair is above the
-    nose), widened or heightened to the output aspect ratio around its centre, and
-    shifted inside the frame. When the person's range is larger than the frame, the
-    largest box of the output aspect that fits in the frame is used (cutting some margin
-    rather than padding invented pixels).
-    """
-    ok = np.isfinite(boxes).all(axis=1)
-    b = boxes[ok]
+    boxes: (T, 4) per-frame person boxes (NaN rows: no person). The union of their robust
+    edges (1st/99th percentiles), grown by `margin` x the person's median height, twice that
+    above the head (hair is above the eyes)."""
+    b = boxes[np.isfinite(boxes).all(axis=1)]
     x0, y0 = np.percentile(b[:, 0], 1), np.percentile(b[:, 1], 1)
     x1, y1 = np.percentile(b[:, 2], 99), np.percentile(b[:, 3], 99)
     ph = float(np.median(b[:, 3] - b[:, 1]))
-    x0, x1 = x0 - margin * ph, x1 + margin * ph
-    y0, y1 = y0 - 2.0 * margin * ph, y1 + margin * ph
+    return x0 - margin * ph, y0 - 2.0 * margin * ph, x1 + margin * ph, y1 + margin * ph
+
+
+def output_size(extent: tuple[float, float, float, float], cfg: PrepareConfig) -> tuple[int, int]:
+    """(width, height) of the prepared frames: cfg's fixed size, or `size` on the long side of
+    the person's extent and the short side rounded up to `multiple` (never below it)."""
+    if cfg.width is not None:
+        return int(cfg.width), int(cfg.height)
+    w, h = extent[2] - extent[0], extent[3] - extent[1]
+    short = max(cfg.multiple, int(np.ceil(cfg.size * min(w, h) / max(w, h) / cfg.multiple)) * cfg.multiple)
+    return (cfg.size, short) if w >= h else (short, cfg.size)
+
+
+def _place(lo: float, hi: float, side: int, frame: int) -> int:
+    """Start of a span of `side` pixels that contains [lo, hi], inside [0, frame) where it fits."""
+    start = (lo + hi) / 2 - side / 2
+    start = min(max(start, min(0, frame - side)), max(0, frame - side))  # inside the frame if it can be
+    return int(round(min(max(start, hi - side), lo)))  # but always around the person
+
+
+def crop_box(extent: tuple[float, float, float, float], frame_w: int, frame_h: int, out_w: int,
+             out_h: int) -> tuple[int, int, int, int]:
+    """One crop box (x0, y0, w, h) in frame pixels for the whole video.
+
+    The person's `extent`, widened or heightened to the output aspect around its centre, and
+    moved inside the frame where it fits. It never cuts the person: where the extent reaches
+    past the video's edge the box does too, and `crop_resize` pads there.
+    """
+    x0, y0, x1, y1 = extent
     w, h = x1 - x0, y1 - y0
     aspect = out_w / out_h
-    if w / h < aspect:
-        w = h * aspect
-    else:
-        h = w / aspect
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    fit = min(1.0, frame_w / w, frame_h / h)  # never pad when a box of this aspect fits in the frame
-    w, h = w * fit, h * fit
-    w, h = int(min(np.ceil(w), frame_w) if fit < 1 and w <= frame_w else np.ceil(w)), int(min(np.ceil(h), frame_h) if fit < 1 and h <= frame_h else np.ceil(h))
-    bx = int(round(cx - w / 2))
-    by = int(round(cy - h / 2))
-    bx = min(max(bx, 0), frame_w - w) if w <= frame_w else int(round((frame_w - w) / 2))
-    by = min(max(by, 0), frame_h - h) if h <= frame_h else int(round((frame_h - h) / 2))
-    return bx, by, w, h
+    w, h = (h * aspect, h) if w / h < aspect else (w, w / aspect)
+    w, h = int(np.ceil(w)), int(np.ceil(h))
+    return _place(x0, x1, w, frame_w), _place(y0, y1, h, frame_h), w, h
+
+
+def cut_by_frame(keypoints: np.ndarray, width: int, height: int, conf: float) -> np.ndarray:
+    """(T,) bool: frames where a seen body point lies on or past the video's edge."""
+    body = keypoints[:, BODY]
+    ok = body[:, :, 2] > conf
+    x, y = body[:, :, 0], body[:, :, 1]
+    out = (x <= 0) | (y <= 0) | (x >= width - 1) | (y >= height - 1)
+    return (ok & out).any(axis=1)
 
 
 def crop_resize(image: np.ndarray, box: tuple[int, int, int, int], out_w: int, out_h: int) -> np.ndarray:
@@ -160,55 +201,84 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     video, out = Path(video), Path(out_dir)
     meta = probe(video)  # raises InputError on bad input
     digest = file_sha256(video)
-    cfg_dict = asdict(cfg)
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
         m = json.loads(manifest_path.read_text())
-        if m.get("source", {}).get("sha256") == digest and m.get("config") == cfg_dict:
+        if m.get("source", {}).get("sha256") == digest and m.get("config") == asdict(cfg):
             if progress:
                 print(f"{out}: already prepared from {video.name}, nothing to do")
             return out
     out.mkdir(parents=True, exist_ok=True)
+    raw = _raw_poses(video, out, meta, digest, poses, progress)
+    detected = _check_person(video, raw, cfg)
+    keep = np.unique(resample_indices(raw.timestamps, cfg.fps)[0])
+    fps = float(cfg.fps) if cfg.fps else raw.fps
+    sub = PoseSequence(raw.keypoints[keep], raw.width, raw.height, fps, raw.timestamps[keep], raw.meta)
+    smooth = smooth_poses(sub, cfg.smoothing)
+    extent = person_extent(person_boxes(smooth.keypoints, cfg.conf_threshold), cfg.margin)
+    out_w, out_h = output_size(extent, cfg)
+    box = crop_box(extent, raw.width, raw.height, out_w, out_h)
+    kp = transform_keypoints(smooth.keypoints, box, out_w, out_h)
+    poses = PoseSequence(kp, out_w, out_h, fps, sub.timestamps,
+                         {"source": str(video), "source_sha256": digest, "crop_box": list(box)})
+    _write_frames(video, out, digest, keep, box, (out_w, out_h), progress)
+    n = len(keep)
+    sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
+    frames = np.stack([read_image(out / "frames" / f"{j:06d}.png") for j in sample])
+    write_image(out / "background.png", estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold)))
+    fboxes, side = face_boxes(kp, out_w, out_h, cfg.conf_threshold)
+    with atomic_path(out / "face_boxes.npy") as tmp:
+        np.save(tmp, fboxes, allow_pickle=False)
+    poses.save(out / "poses.npz")
+    stats = compute_stats(poses)
+    write_json(out / TARGET_STATS_FILE, stats.to_dict())
+    write_json(manifest_path, _manifest(video, meta, digest, cfg, poses, box, side, detected, len(raw), stats))
+    return out
 
+
+def _raw_poses(video: Path, out: Path, meta: VideoMeta, digest: str, given: PoseSequence | None,
+               progress: bool) -> PoseSequence:
+    """The video's keypoints in its pixels: saved from an earlier run, given, or detected (then saved)."""
     raw_path = out / "poses_raw.npz"
-    raw = None
     if raw_path.is_file():
         cand = PoseSequence.load(raw_path)
         if cand.meta.get("source_sha256") == digest:
-            raw = cand
-    if raw is None and poses is not None:
-        if abs(len(poses) - max(meta.n_frames, 1)) > max(2, 0.02 * len(poses)):
-            raise InputError(video, f"has about {meta.n_frames} frames but the poses given have {len(poses)}")
-        raw = poses.with_keypoints(poses.keypoints, meta={**poses.meta, "source_sha256": digest})
-        raw.save(raw_path)
-    if raw is None:
-        from dancenow.pose.detect import detect_video
+            return cand
+    if given is not None:
+        if abs(len(given) - max(meta.n_frames, 1)) > max(2, 0.02 * len(given)):
+            raise InputError(video, f"has about {meta.n_frames} frames but the poses given have {len(given)}")
+        raw = given
+    else:
+        from dancenow.pose.detect import detect_video  # mediapipe: heavy, only when detecting
 
         raw = detect_video(video, progress=progress)
-        raw = raw.with_keypoints(raw.keypoints, meta={**raw.meta, "source_sha256": digest})
-        raw.save(raw_path)
+    raw = raw.with_keypoints(raw.keypoints, meta={**raw.meta, "source_sha256": digest})
+    raw.save(raw_path)
+    return raw
 
+
+def _check_person(video: Path, raw: PoseSequence, cfg: PrepareConfig) -> np.ndarray:
+    """(T,) frames with a person; InputError when too few have one, or when the video's edge cuts
+    the person in most of them (training would learn a person without feet or a forehead)."""
     detected = person_present(raw.keypoints)
     frac = float(detected.mean()) if len(raw) else 0.0
     if frac < cfg.min_detected_fraction:
         raise InputError(video, f"a person was detected in only {detected.sum()} of {len(raw)} frames "
                                 f"({frac:.0%}); at least {cfg.min_detected_fraction:.0%} are needed: "
                                 "is one person fully in view?")
+    cut = cut_by_frame(raw.keypoints, raw.width, raw.height, cfg.conf_threshold) & detected
+    if cut.sum() > cfg.max_cut_fraction * detected.sum():
+        raise InputError(video, f"the edge of the picture cuts the person off in {cut.sum()} of the "
+                                f"{detected.sum()} frames with a person: film with the whole body in view")
+    return detected
 
-    keep = np.unique(resample_indices(raw.timestamps, cfg.fps)[0])
-    fps = float(cfg.fps) if cfg.fps else raw.fps
-    sub = PoseSequence(raw.keypoints[keep], raw.width, raw.height, fps, raw.timestamps[keep], raw.meta)
-    smooth = smooth_poses(sub, cfg.smoothing)
-    box = crop_box(person_boxes(smooth.keypoints, cfg.conf_threshold), raw.width, raw.height,
-                   cfg.width, cfg.height, cfg.margin)
-    kp = transform_keypoints(smooth.keypoints, box, cfg.width, cfg.height)
-    poses = PoseSequence(kp, cfg.width, cfg.height, fps, sub.timestamps,
-                         {"source": str(video), "source_sha256": digest, "crop_box": list(box)})
 
-    # frames (resumable: a state file pins the crop; existing frames with the same crop are kept)
+def _write_frames(video: Path, out: Path, digest: str, keep: np.ndarray, box: tuple[int, int, int, int],
+                  size: tuple[int, int], progress: bool) -> None:
+    """frames/NNNNNN.png, resumable: a state file pins the crop; frames with the same crop are kept."""
     frames_dir = out / "frames"
     frames_dir.mkdir(exist_ok=True)
-    state = {"sha256": digest, "crop_box": list(box), "size": [cfg.width, cfg.height], "keep": len(keep)}
+    state = {"sha256": digest, "crop_box": list(box), "size": list(size), "keep": len(keep)}
     state_path = out / "prepare_state.json"
     if state_path.is_file() and json.loads(state_path.read_text()) != state:
         for f in frames_dir.glob("*.png"):
@@ -222,7 +292,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
             continue
         path = frames_dir / f"{j:06d}.png"
         if not path.is_file():
-            write_image(path, crop_resize(frame.image, box, cfg.width, cfg.height))
+            write_image(path, crop_resize(frame.image, box, *size))
         bar.update()
     bar.close()
     n = len(keep)
@@ -230,33 +300,26 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     if missing:
         raise InputError(video, f"decoded fewer frames than detected ({n - len(missing)} of {n})")
 
-    sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
-    frames = np.stack([read_image(frames_dir / f"{j:06d}.png") for j in sample])
-    write_image(out / "background.png", estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold)))
 
-    fboxes, side = face_boxes(kp, cfg.width, cfg.height, cfg.conf_threshold)
-    with atomic_path(out / "face_boxes.npy") as tmp:
-        np.save(tmp, fboxes, allow_pickle=False)
-    poses.save(out / "poses.npz")
-    stats = compute_stats(poses)
-    write_json(out / TARGET_STATS_FILE, stats.to_dict())
+def _manifest(video: Path, meta: VideoMeta, digest: str, cfg: PrepareConfig, poses: PoseSequence,
+              box: tuple[int, int, int, int], side: int, detected: np.ndarray, n_raw: int,
+              stats: NormStats) -> dict:
+    kp, n = poses.keypoints, len(poses)
     n_val = max(1, int(round(cfg.val_fraction * n))) if n >= 10 else 0
     face_found = (kp[:, FACE, 2] > cfg.conf_threshold).sum(axis=1) >= 20
     hands_found = (kp[:, FACE.stop :, 2] > cfg.conf_threshold).any(axis=1)
-    manifest = {
+    return {
         "version": MANIFEST_VERSION,
         "source": {"path": str(video.resolve()), "sha256": digest, "width": meta.width, "height": meta.height,
                    "fps": meta.fps, "rotation": meta.rotation},
-        "fps": fps,
-        "size": [cfg.width, cfg.height],
+        "fps": poses.fps,
+        "size": [poses.width, poses.height],
         "crop_box": list(box),
         "n_frames": n,
         "split": {"train": [0, n - n_val], "val": [n - n_val, n]},
         "face_box_size": side,
-        "detection": {"frames_without_person": int((~detected).sum()), "frames": len(raw),
+        "detection": {"frames_without_person": int((~detected).sum()), "frames": n_raw,
                       "face_rate": float(face_found.mean()), "hand_rate": float(hands_found.mean())},
         "normalization": stats.to_dict(),
-        "config": cfg_dict,
+        "config": asdict(cfg),
     }
-    write_json(manifest_path, manifest)
-    return out

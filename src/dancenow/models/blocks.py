@@ -87,15 +87,23 @@ def down(in_channels: int, out_channels: int, norm: str) -> list[nn.Module]:
     ]
 
 
-def up(in_channels: int, out_channels: int, norm: str) -> list[nn.Module]:
-    """Transposed 3x3 conv (H, W -> 2H, 2W) + norm + ReLU."""
-    return [
-        nn.ConvTranspose2d(
-            in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1
-        ),
-        norm_layer(norm, out_channels),
-        nn.ReLU(inplace=True),
-    ]
+UPSAMPLES = ("transpose", "resize")
+
+
+def up(in_channels: int, out_channels: int, norm: str, mode: str = "transpose") -> list[nn.Module]:
+    """2x upsampling (H, W -> 2H, 2W) + norm + ReLU.
+
+    mode "transpose": a transposed 3x3 conv (pix2pixHD). "resize": nearest-neighbour resize,
+    then a 3x3 conv: no checkerboard pattern (Odena et al. 2016, "Deconvolution and
+    Checkerboard Artifacts"), where a stride-2 transposed conv overlaps unevenly."""
+    if mode not in UPSAMPLES:
+        raise ValueError(f"upsample mode must be one of {UPSAMPLES}, got {mode!r}")
+    if mode == "transpose":
+        conv: list[nn.Module] = [nn.ConvTranspose2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1,
+                                                    output_padding=1)]
+    else:
+        conv = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, padding=1)]
+    return [*conv, norm_layer(norm, out_channels), nn.ReLU(inplace=True)]
 
 
 def downsample_avg(x: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,7 @@ class FaceGeneratorConfig:
     n_down: int = 2
     n_blocks: int = 4
     norm: str = "instance"
+    upsample: str = "transpose"  # or "resize" (see `dancenow.models.blocks.up`)
 
     def __post_init__(self) -> None:
         for name in ("label_channels", "image_channels", "ngf", "n_down"):
@@ -83,7 +84,7 @@ class FaceGenerator(nn.Module):
             layers += down(c.ngf * 2**i, c.ngf * 2 ** (i + 1), c.norm)
         layers += [ResnetBlock(c.ngf * 2**c.n_down, c.norm) for _ in range(c.n_blocks)]
         for i in range(c.n_down, 0, -1):
-            layers += up(c.ngf * 2**i, c.ngf * 2 ** (i - 1), c.norm)
+            layers += up(c.ngf * 2**i, c.ngf * 2 ** (i - 1), c.norm, c.upsample)
         layers += [nn.ReflectionPad2d(3), ZeroConv2d(c.ngf, c.image_channels, kernel_size=7)]
         self.body = nn.Sequential(*layers)
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dancenow.models.blocks import (
+    UPSAMPLES,
     ResnetBlock,
     check_divisible,
     check_norm,
@@ -49,8 +50,12 @@ class GeneratorConfig:
     use_local_enhancer: bool = False
     n_local_blocks: int = 3
     norm: str = "instance"
+    upsample: str = "transpose"   # "transpose" (pix2pixHD) or "resize" (resize + conv: no checkerboard)
+    skips: bool = False           # U-Net skips: each decoder level adds the encoder's features of its size
 
     def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"GeneratorConfig.upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
         for name in ("in_channels", "out_channels", "ngf", "n_down"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"GeneratorConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -84,18 +89,45 @@ def _check_config(cfg: GeneratorConfig, local: bool, cls: str) -> None:
 
 def _architecture(cfg: GeneratorConfig) -> tuple:
     """The fields that shape a global generator (n_local_blocks does not)."""
-    return (cfg.in_channels, cfg.out_channels, cfg.ngf, cfg.n_down, cfg.n_blocks, cfg.norm)
+    return (cfg.in_channels, cfg.out_channels, cfg.ngf, cfg.n_down, cfg.n_blocks, cfg.norm, cfg.upsample,
+            cfg.skips)
 
 
-def _global_features(cfg: GeneratorConfig) -> nn.Sequential:
+class UNetFeatures(nn.Module):
+    """The global generator's layers with U-Net skips: each decoder level's output plus the
+    encoder's features of the same size (added: no extra channels, so hardly any extra cost).
+    The label's sharp edges reach the output layers without passing the bottleneck."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.head = nn.Sequential(*conv7_in(cfg.in_channels, cfg.ngf, cfg.norm))
+        self.downs = nn.ModuleList(nn.Sequential(*down(cfg.ngf * 2**i, cfg.ngf * 2 ** (i + 1), cfg.norm))
+                                   for i in range(cfg.n_down))
+        self.blocks = nn.Sequential(*[ResnetBlock(cfg.ngf * 2**cfg.n_down, cfg.norm) for _ in range(cfg.n_blocks)])
+        self.ups = nn.ModuleList(nn.Sequential(*up(cfg.ngf * 2**i, cfg.ngf * 2 ** (i - 1), cfg.norm, cfg.upsample))
+                                 for i in range(cfg.n_down, 0, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.head(x)]
+        for d in self.downs:
+            skips.append(d(skips[-1]))
+        h = self.blocks(skips.pop())
+        for u in self.ups:
+            h = u(h) + skips.pop()
+        return h
+
+
+def _global_features(cfg: GeneratorConfig) -> nn.Module:
     """Everything of the global generator but its output layer: (B,in,H,W) -> (B,ngf,H,W)."""
+    if cfg.skips:
+        return UNetFeatures(cfg)
     layers: list[nn.Module] = conv7_in(cfg.in_channels, cfg.ngf, cfg.norm)
     for i in range(cfg.n_down):
         layers += down(cfg.ngf * 2**i, cfg.ngf * 2 ** (i + 1), cfg.norm)
     width = cfg.ngf * 2**cfg.n_down
     layers += [ResnetBlock(width, cfg.norm) for _ in range(cfg.n_blocks)]
     for i in range(cfg.n_down, 0, -1):
-        layers += up(cfg.ngf * 2**i, cfg.ngf * 2 ** (i - 1), cfg.norm)
+        layers += up(cfg.ngf * 2**i, cfg.ngf * 2 ** (i - 1), cfg.norm, cfg.upsample)
     return nn.Sequential(*layers)
 
 
@@ -148,7 +180,7 @@ class LocalEnhancer(nn.Module):
         )
         self.local_back = nn.Sequential(
             *[ResnetBlock(2 * config.ngf, config.norm) for _ in range(config.n_local_blocks)],
-            *up(2 * config.ngf, config.ngf, config.norm),
+            *up(2 * config.ngf, config.ngf, config.norm, config.upsample),
         )
         self.to_image = _to_image(config.ngf, config.out_channels)
 

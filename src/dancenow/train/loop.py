@@ -12,6 +12,7 @@ the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from dancenow.tensors import to_tensor
 from dancenow.train import checkpoint as ckpt
 from dancenow.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from dancenow.train.metrics import MetricsSink
+from dancenow.train.precision import choose_precision
 from dancenow.train.schedule import BudgetPlanner, StepSampler, lr_at
 from dancenow.train.stages import Builder, Stage, generator_config, person_spec, stage_plan
 from dancenow.train.steps import StepContext, body_step, face_step
@@ -167,6 +169,14 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
         raise InputError(data.root, "the training split has fewer than 2 frames")
     vgg = VGGPerceptualLoss(load_vgg_trunk(cfg.vgg_weights, device=device)) if cfg.use_vgg_loss else None
     background = to_tensor(data.background())[None].to(device) if cfg.use_background else None
+    if cfg.precision == "auto":
+        chosen, timings = choose_precision(cfg, config.person, device, info, background, dataset,
+                                           config.data.face_box_size)
+        cfg = cfg.replace(precision=chosen)
+        config = dataclasses.replace(config, train=cfg)
+        if info.is_main and progress:
+            measured = ", ".join(f"{k} {v:.3f}" for k, v in timings.items())
+            print(f"precision auto: {chosen}" + (f" (s/step measured: {measured})" if measured else ""))
     ctx = StepContext(cfg, device, info, GANLoss(), vgg, config.data.face_box_size)
     if info.is_main:
         run.save_config(config)

@@ -45,7 +45,7 @@ def generator_config(cfg: TrainConfig, spec: PersonSpec) -> GeneratorConfig:
     """The final generator's config (a local enhancer when the config asks for one)."""
     return GeneratorConfig(in_channels=spec.in_channels, out_channels=spec.out_channels, ngf=cfg.ngf,
                            n_down=cfg.n_down, n_blocks=cfg.n_blocks, use_local_enhancer=cfg.use_local_enhancer,
-                           n_local_blocks=cfg.n_local_blocks)
+                           n_local_blocks=cfg.n_local_blocks, upsample=cfg.upsample, skips=cfg.skips)
 
 
 def discriminator_config(cfg: TrainConfig) -> DiscriminatorConfig:
@@ -55,7 +55,8 @@ def discriminator_config(cfg: TrainConfig) -> DiscriminatorConfig:
 
 
 def face_configs(cfg: TrainConfig) -> tuple[FaceGeneratorConfig, DiscriminatorConfig]:
-    return (FaceGeneratorConfig(ngf=cfg.face_ngf, n_down=cfg.face_n_down, n_blocks=cfg.face_n_blocks),
+    return (FaceGeneratorConfig(ngf=cfg.face_ngf, n_down=cfg.face_n_down, n_blocks=cfg.face_n_blocks,
+                                upsample=cfg.upsample),
             face_discriminator_config(ndf=cfg.face_ndf))
 
 
