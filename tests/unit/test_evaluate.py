@@ -200,6 +200,13 @@ def test_perfect_generator_scores_perfectly(tiny, tmp_path, monkeypatch):
     # the fake detector sees real frames: the generated row equals the real row
     assert r.pose_generated.distance["body"] == pytest.approx(5.0, abs=1e-4)
     assert r.pose_generated.missed["all"] == 0.0
+    # the new measures: as sharp as the real frames, and the same person wherever a face is placed
+    assert r.sharpness_body == pytest.approx(1.0) and r.sharpness_face == pytest.approx(1.0)
+    if r.identity is not None:
+        assert r.identity.frames + r.identity.skipped == 4
+        assert r.identity.frames == 0 or (r.identity.same_person == 1.0 and r.identity.distance == 0.0)
+    md = (tmp_path / "perfect" / "report.md").read_text()
+    assert "Body sharpness" in md and "Same person" in md
 
 
 def test_max_frames_limits_the_evaluation(tiny, tmp_path):
@@ -232,7 +239,7 @@ def test_compare_two_runs(tiny, tmp_path):
     assert "| full | yes | yes | yes |" in md
     assert "| no_temporal | no | yes | yes |" in md
     body_rows = [ln for ln in md.splitlines() if ln.startswith(("| full |", "| no_temporal |"))]
-    assert len(body_rows) == 2 * 7  # flags, image quality, PSNR, 2x pose distance, missed, flicker
+    assert len(body_rows) == 2 * 8  # flags, image quality, PSNR, 2x pose distance, missed, flicker, sharpness+identity
     assert md.count("| real |") == 4  # pose distance (px, normalized), missed detections, flicker
 
 

@@ -44,8 +44,10 @@ from dancenow.atomic import atomic_path, write_json
 from dancenow.data.dataset import PreparedData
 from dancenow.device import pick_device
 from dancenow.errors import DancenowError, InputError
+from dancenow.eval.identity import SAME_PERSON, FaceIdentity, IdentityAccumulator, IdentityScores
 from dancenow.eval.lpips import LPIPS_NAME, lpips_status, perceptual_metric
 from dancenow.eval.metrics import (
+    sharpness_ratio,
     POSE_PARTS,
     backward_flows,
     body_box,
@@ -123,7 +125,9 @@ class EvalReport:
     perceptual_metric: the name of the perceptual distance in body/face ("LPIPS-alex-v0.1",
     or "VGG16-HED-dist" when LPIPS' weights are absent; `lpips_status` says why).
     flicker_generated / flicker_real: mean flicker (intensity 0-255) of the generated / real
-    frames along the real frames' optical flow.
+    frames along the real frames' optical flow. sharpness_*: the generated crops' high-frequency
+    energy over the real crops' (`eval.metrics.sharpness_ratio`, 1 = as sharp). identity: the
+    generated face against the real one (`eval.identity`), over frames with a placeable real face.
     """
 
     name: str
@@ -141,6 +145,9 @@ class EvalReport:
     pose_real: PoseScores
     flicker_generated: float
     flicker_real: float
+    sharpness_body: float = math.nan      # generated / real high-frequency energy of the body crops
+    sharpness_face: float = math.nan
+    identity: IdentityScores | None = None  # None: dlib not installed
     notes: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -265,9 +272,11 @@ def _crop_pair(real: np.ndarray, gen: np.ndarray,
 class _Accumulator:
     """Per-frame image metrics, flicker and contact-sheet rows, fed in frame order."""
 
-    def __init__(self, ref: _Reference, contact: set[int]):
+    def __init__(self, ref: _Reference, contact: set[int], identity: IdentityAccumulator | None):
         self.ref = ref
         self.contact = contact
+        self.identity = identity
+        self.crops: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"body": ([], []), "face": ([], [])}
         self.rows: list[np.ndarray] = []
         self.scores: dict[str, dict[str, list[float]]] = {
             part: {"ssim": [], "psnr": [], "perceptual": []} for part in ("body", "face")
@@ -283,6 +292,8 @@ class _Accumulator:
             self.skipped[part] += 1
             return
         real, gen = pair
+        self.crops[part][0].append(gen)
+        self.crops[part][1].append(real)
         s = self.scores[part]
         s["ssim"].append(ssim(gen, real))
         s["psnr"].append(psnr(gen, real, cap=PSNR_CAP_DB))
@@ -295,6 +306,8 @@ class _Accumulator:
         self._score("body", _crop_pair(real, gen, body_box(self.ref.inputs[k], w, h, BODY_MARGIN, CONF_THRESHOLD)))
         fb = self.ref.data.face_boxes[self.ref.start + k]
         self._score("face", _crop_pair(real, gen, None if fb[0] < 0 else fb))
+        if self.identity is not None:
+            self.identity.add(real, gen, self.ref.inputs[k])
         if self.prev is not None:
             prev_real, prev_gen = self.prev
             flows = backward_flows([prev_real, real])
@@ -304,6 +317,10 @@ class _Accumulator:
         if k in self.contact:
             self.rows.append(np.concatenate([real, label, gen], axis=1))
         self.count += 1
+
+    def sharpness(self, part: str) -> float:
+        gen, real = self.crops[part]
+        return sharpness_ratio(gen, real) if gen else math.nan
 
     def crop_scores(self, part: str) -> CropScores:
         s = self.scores[part]
@@ -353,6 +370,14 @@ def _held_out_notes(run: RunDir, config: RunConfig, ref: _Reference) -> list[str
     return notes
 
 
+def _identity() -> IdentityAccumulator | None:
+    """The face-identity scorer, or None (said in the report) when dlib is not installed."""
+    try:
+        return IdentityAccumulator(FaceIdentity())
+    except DancenowError:
+        return None
+
+
 def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, device: Any,
                   progress: bool) -> EvalReport:
     from tqdm import tqdm
@@ -368,7 +393,7 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
     n = ref.stop - ref.start
     poses = data.poses.slice(ref.start, ref.stop)
     contact = set(np.unique(np.linspace(0, n - 1, min(CONTACT_ROWS, n)).round().astype(int)).tolist())
-    acc = _Accumulator(ref, contact)
+    acc = _Accumulator(ref, contact, _identity())
     gen_s = [0.0]
     metric_s = [0.0]
 
@@ -410,6 +435,9 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
         pose_real=ref.real_scores,
         flicker_generated=_mean(acc.flicker_gen),
         flicker_real=_mean(acc.flicker_real),
+        sharpness_body=acc.sharpness("body"),
+        sharpness_face=acc.sharpness("face"),
+        identity=acc.identity.scores() if acc.identity is not None else None,
         notes=tuple(notes),
         seconds={"generate": round(gen_s[0], 3), "image_metrics": round(metric_s[0], 3),
                  "detect_generated": round(total - gen_s[0] - metric_s[0], 3),
@@ -465,9 +493,24 @@ def _tables(reports: Sequence[EvalReport]) -> list[str]:
     lines += _table(["", *PART_LABELS.values()], _pose_rows(reports, "missed", 2))
     lines += ["", "## Temporal flicker", "",
               "Mean |frame_t − warp(frame_t−1)| along the real frames' optical flow, intensity 0–255 ↓:", ""]
-    lines += _table(["", "Flicker ↓"], [[r.name, _fmt(r.flicker_generated, 3)] for r in reports]
-                    + [["real", _fmt(r0.flicker_real, 3)]])
+    lines += _table(["", "Flicker ↓", "Flicker / real ↓"],
+                    [[r.name, _fmt(r.flicker_generated, 3), _fmt(r.flicker_generated / r.flicker_real, 2)]
+                     for r in reports] + [["real", _fmt(r0.flicker_real, 3), "1.00"]])
+    lines += ["", "## Sharpness and identity", "",
+              "Sharpness: the generated crops' high-frequency energy (mean squared Laplacian) over the real "
+              "crops' (1 = as sharp ↑). Identity: dlib's face-recognition distance between the generated and "
+              f"the real face (↓), and the share of frames below {SAME_PERSON} (same person ↑), over frames "
+              "where the real face could be placed:", ""]
+    lines += _table(["", "Body sharpness", "Face sharpness", "Identity distance", "Same person", "Faces (skipped)"],
+                    [[r.name, _fmt(r.sharpness_body, 3), _fmt(r.sharpness_face, 3)] + _identity_cells(r.identity)
+                     for r in reports])
     return lines
+
+
+def _identity_cells(s: IdentityScores | None) -> list[str]:
+    if s is None:
+        return ["– (dlib not installed)", "–", "–"]
+    return [_fmt(s.distance, 3), _fmt(s.same_person, 3), f"{s.frames} ({s.skipped})"]
 
 
 def _metric_note(report: EvalReport) -> list[str]:
@@ -596,7 +639,9 @@ def summary_line(r: EvalReport) -> str:
     return (f"{r.name}: body SSIM {_fmt(r.body.ssim, 4)}, {r.perceptual_metric} {_fmt(r.body.perceptual, 4)}; "
             f"face SSIM {_fmt(r.face.ssim, 4)}; pose dist {_fmt(r.pose_generated.distance['all'], 2)} px "
             f"(real {_fmt(r.pose_real.distance['all'], 2)}); flicker {_fmt(r.flicker_generated, 2)} "
-            f"(real {_fmt(r.flicker_real, 2)})")
+            f"(real {_fmt(r.flicker_real, 2)}); sharpness body {_fmt(r.sharpness_body, 3)}, face "
+            f"{_fmt(r.sharpness_face, 3)}; same person "
+            f"{_fmt(r.identity.same_person, 3) if r.identity is not None else '–'}")
 
 
 def run_evaluate(model: str | Path, data: str | Path, output: str | Path, device: str | None = None,
