@@ -174,7 +174,7 @@ def test_evaluate_end_to_end(tiny, tmp_path):
     from dancenow.video import read_image
 
     sheet = read_image(out / "contact_sheet.png")
-    assert sheet.shape == (6 * H + 5 * 2, 3 * W, 3)
+    assert sheet.shape == (6 * H + 5 * 2, 3 * W + 2 * (H // 2), 3)  # + face close-ups (real | generated)
     np.testing.assert_array_equal(sheet[:H, :W], data.read_frame(start))
     np.testing.assert_array_equal(sheet[:H, W:2 * W], data.label(start))
 

@@ -24,7 +24,7 @@ them, and each generated frame is compared with the real one:
   floor, for the real frames themselves.
 
 Outputs (written atomically): OUT/metrics.json (NaN -> null), OUT/report.md and
-OUT/contact_sheet.png (rows of real | pose | generated). `compare` evaluates several runs
+OUT/contact_sheet.png (rows of real | pose | generated | face close-ups). `compare` evaluates several runs
 on the same frames (the real frames are detected once) into OUT/<run name>/ and writes
 OUT/compare.md and OUT/compare.json with one row per run.
 """
@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
+import cv2
 import numpy as np
 
 from dancenow.atomic import atomic_path, write_json
@@ -269,6 +270,24 @@ def _crop_pair(real: np.ndarray, gen: np.ndarray,
     return real[y0:y1, x0:x1], gen[y0:y1, x0:x1]
 
 
+def _face_closeups(real: np.ndarray, gen: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Face close-ups (real | generated) enlarged to the frame's height (grey where no face)."""
+    h = real.shape[0]
+    if box[0] < 0:
+        return np.full((h, h, 3), 128, np.uint8)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    side = h // 2
+    ups = [cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (side, side), interpolation=cv2.INTER_NEAREST)
+           for img in (real, gen)]
+    tile = np.full((h, side, 3), 128, np.uint8)
+    tiles = []
+    for u in ups:
+        t = tile.copy()
+        t[(h - side) // 2:(h - side) // 2 + side] = u
+        tiles.append(t)
+    return np.concatenate(tiles, axis=1)
+
+
 class _Accumulator:
     """Per-frame image metrics, flicker and contact-sheet rows, fed in frame order."""
 
@@ -315,7 +334,7 @@ class _Accumulator:
             self.flicker_real.append(float(flicker_series([prev_real, real], flows)[0]))
         self.prev = (real, gen)
         if k in self.contact:
-            self.rows.append(np.concatenate([real, label, gen], axis=1))
+            self.rows.append(np.concatenate([real, label, gen, _face_closeups(real, gen, fb)], axis=1))
         self.count += 1
 
     def sharpness(self, part: str) -> float:
@@ -536,7 +555,7 @@ def report_markdown(report: EvalReport) -> str:
     lines += ["", "Rows: the run's generated frames; \"real\": the detector on the real frames (its own error)."]
     if r.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
-    lines += ["", "Contact sheet (`contact_sheet.png`): rows of real | pose | generated.",
+    lines += ["", "Contact sheet (`contact_sheet.png`): rows of real | pose | generated | face close-ups (real | generated).",
               "", f"Seconds: {', '.join(f'{k} {v:g}' for k, v in r.seconds.items())}", ""]
     return "\n".join(lines)
 
