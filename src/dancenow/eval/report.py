@@ -48,7 +48,7 @@ from dancenow.errors import DancenowError, InputError
 from dancenow.eval.identity import SAME_PERSON, FaceIdentity, IdentityAccumulator, IdentityScores
 from dancenow.eval.lpips import LPIPS_NAME, lpips_status, perceptual_metric
 from dancenow.eval.metrics import (
-    sharpness_ratio,
+    sharpness,
     POSE_PARTS,
     backward_flows,
     body_box,
@@ -295,7 +295,7 @@ class _Accumulator:
         self.ref = ref
         self.contact = contact
         self.identity = identity
-        self.crops: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"body": ([], []), "face": ([], [])}
+        self.energy = {part: [0.0, 0.0] for part in ("body", "face")}  # generated, real high-frequency energy
         self.rows: list[np.ndarray] = []
         self.scores: dict[str, dict[str, list[float]]] = {
             part: {"ssim": [], "psnr": [], "perceptual": []} for part in ("body", "face")
@@ -311,8 +311,9 @@ class _Accumulator:
             self.skipped[part] += 1
             return
         real, gen = pair
-        self.crops[part][0].append(gen)
-        self.crops[part][1].append(real)
+        e = self.energy[part]
+        e[0] += sharpness(gen)
+        e[1] += sharpness(real)
         s = self.scores[part]
         s["ssim"].append(ssim(gen, real))
         s["psnr"].append(psnr(gen, real, cap=PSNR_CAP_DB))
@@ -338,8 +339,9 @@ class _Accumulator:
         self.count += 1
 
     def sharpness(self, part: str) -> float:
-        gen, real = self.crops[part]
-        return sharpness_ratio(gen, real) if gen else math.nan
+        """Generated over real energy, summed over the scored crops (`eval.metrics.sharpness_ratio`)."""
+        gen, real = self.energy[part]
+        return gen / real if real > 0 else math.nan
 
     def crop_scores(self, part: str) -> CropScores:
         s = self.scores[part]
