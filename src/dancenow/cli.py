@@ -135,7 +135,7 @@ def cmd_transfer(a: argparse.Namespace) -> int:
     from dancenow.transfer.pipeline import TransferConfig, transfer
 
     cfg = TransferConfig(fps=a.fps, audio=not a.no_audio, side_by_side=a.side_by_side, start=a.start, end=a.end,
-                         precision=a.precision)
+                         precision=a.precision, output_long_side=a.output_size)
     r = transfer(a.source, a.model, a.output, cfg, poses=a.poses, device=a.device, progress=not a.quiet)
     print(f"{r.output}: {r.frames} frames at {r.fps:g} fps, {r.segments} scene segment(s), "
           f"{r.frames_without_person} frame(s) without a person")
@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fps", type=float, help="output frame rate (default: the source's)")
     sp.add_argument("--no-audio", action="store_true", help="drop the source's audio")
     sp.add_argument("--side-by-side", action="store_true", help="source | normalized pose | result")
+    sp.add_argument("--output-size", type=int, metavar="N",
+                    help="the result's long side in pixels (default: large enough to show a model's "
+                         "full-resolution face at full detail, else the model's frame size)")
     sp.add_argument("--start", type=float, help="start time in the source, seconds")
     sp.add_argument("--end", type=float, help="end time in the source, seconds")
     sp.add_argument("--device", default="auto")

@@ -29,6 +29,7 @@ class TrainConfig:
     num_D: int = 2
     # face GAN
     use_face_gan: bool = True
+    use_face_hr: bool = True         # the face GAN at the face's own resolution where the data has it
     face_ngf: int = 32
     face_n_down: int = 2
     face_n_blocks: int = 4
