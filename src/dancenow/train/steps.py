@@ -89,13 +89,16 @@ def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: 
     zero = torch.zeros((), device=ctx.device)
     losses = {"G_gan": ctx.gan(pred_fake, True),
               "G_feat": feature_matching_loss(pred_fake, pred_real, cfg.n_layers_D, cfg.num_D) * cfg.lambda_feat,
-              "G_vgg": zero, "G_l1": zero}
+              "G_vgg": zero, "G_l1": zero, "G_temporal": zero}
     pairs = [(fake, b.image, b.label)] + ([(fake_prev, b.image_prev, b.label_prev)] if fake_prev is not None else [])
     if ctx.vgg is not None and cfg.lambda_vgg > 0:
         vp = pairs if cfg.vgg_on_both_frames else pairs[:1]
         losses["G_vgg"] = sum(_vgg(ctx, stage, f, r, lab) for f, r, lab in vp) / len(vp) * cfg.lambda_vgg
     if cfg.lambda_l1 > 0:
         losses["G_l1"] = sum(nn.functional.l1_loss(f.float(), r.float()) for f, r, _ in pairs) / len(pairs) * cfg.lambda_l1
+    if cfg.lambda_temporal > 0 and fake_prev is not None:  # change like the real frames change (less flicker)
+        losses["G_temporal"] = nn.functional.l1_loss((fake - fake_prev).float(),
+                                                     (b.image - b.image_prev).float()) * cfg.lambda_temporal
     return losses
 
 
@@ -125,7 +128,7 @@ def body_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float) -> d
             fake_pair = torch.cat([b.label, fake], dim=1)
             real_pair = torch.cat([b.label, b.image], dim=1)
         losses = _generator_losses(ctx, stage, b, fake_prev, fake, fake_pair, real_pair)
-        loss_g = losses["G_gan"] + losses["G_feat"] + losses["G_vgg"] + losses["G_l1"]
+        loss_g = sum(losses.values())
     stage.optims["G"].step(loss_g)
     _unwrap(stage.train_views["D"]).requires_grad_(True)
     with ctx.autocast():
