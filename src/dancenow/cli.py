@@ -83,7 +83,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     fixed = {"width": w, "height": h} if "x" in a.size_text.lower() else {"size": w}
     poses = load_poses_for(a.video, a.poses) if a.poses else None
     try:
-        cfg = PrepareConfig(fps=a.fps, **fixed)
+        cfg = PrepareConfig(fps=a.fps, face_size=a.face_size, **fixed)
     except ValueError as exc:
         raise DancenowError(f"--size {a.size_text}: {exc}") from None
     out = prepare(a.video, a.output, cfg, poses=poses, progress=not a.quiet)
@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="N: the frames' long side, their aspect following the person (a portrait video gives "
                          "portrait frames); WxH: a fixed size (default 256)")
     sp.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
+    sp.add_argument("--face-size", type=int, default=128, metavar="N",
+                    help="largest side of the faces cut at full resolution from the video for the face GAN "
+                         "(default 128; 0: none)")
     sp.add_argument("--poses", help="use these keypoints (.npz or an OpenPose JSON folder) instead of detecting")
     sp.add_argument("-q", "--quiet", action="store_true")
 
