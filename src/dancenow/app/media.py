@@ -114,7 +114,7 @@ class RunInfo:
     status: str
     minutes: float | None
     val_ssim: float | None
-    trained: bool
+    trained: bool               # its model is trained and evaluated (report.md written)
     results: tuple[Path, ...]
 
 
@@ -132,5 +132,5 @@ def list_runs(app_dir: Path) -> list[RunInfo]:
                         if k.startswith("transfer:") and r.get("status") == "done")
         runs.append(RunInfo(d.parent.name, d.parent, Path(led.get("target", "?")).name, led.get("status", "?"),
                             (led.get("options") or {}).get("minutes"), tr.get("val_ssim"),
-                            tr.get("status") == "done", results))
+                            tr.get("status") == "done" and (d.parent / "report.md").is_file(), results))
     return runs

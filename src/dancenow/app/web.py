@@ -136,7 +136,7 @@ class App:
             lines.append(f"- waiting: {self.runner.queue_position(job.id)} job(s) ahead; one job trains at a time")
         if job.status == RUNNING:
             lines.append(f"- stage: {p.stage or 'starting'}")
-        if p.step is not None and (p.stage == "train" or job.status != RUNNING):
+        if job.spec.kind == "train" and p.step is not None and (p.stage == "train" or job.status != RUNNING):
             eta = f", ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}" if p.eta_s is not None else ""
             lines.append(f"- training ({p.train_stage}): step {p.step} / {p.total or '?'}{eta}")
         if p.val_ssim is not None:
@@ -249,20 +249,31 @@ def build_ui(app: App):
             text, sample_path = app.progress()
             img, seen = _sample_image(sample_path, seen)
             table, trained = app.runs()
-            dd = gr.skip()
+            dd = report = sheet_img = gr.skip()
             if trained != choices:
-                dd = gr.update(choices=trained, value=chosen if chosen in trained else (trained[0] if trained else None))
+                chosen = chosen if chosen in trained else (trained[0] if trained else None)
+                dd = gr.update(choices=trained, value=chosen)
+                report, sheet_img = app.report(chosen)
             result = app.latest_result()
             vid = file = gr.skip()
             if result is not None and str(result) != shown_video:
                 vid, file, shown_video = str(result), str(result), str(result)
-            return text, img, table, dd, vid, file, shown_video, seen, trained
+            return text, img, table, dd, report, sheet_img, vid, file, shown_video, seen, trained
 
-        outs = [progress, sample, runs_md, run_choice, video, download, shown, sample_seen, choices_seen]
+        outs = [progress, sample, runs_md, run_choice, report_md, sheet, video, download, shown, sample_seen,
+                choices_seen]
         timer = gr.Timer(1.0)
         timer.tick(tick, [shown, sample_seen, choices_seen, run_choice], outs, show_progress="hidden")
         ui.load(tick, [shown, sample_seen, choices_seen, run_choice], outs, show_progress="hidden")
     return ui
+
+
+def host_warning(host: str, port: int) -> str | None:
+    """The warning printed when the app listens beyond this machine (None for loopback)."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return (f"dancenow app: warning: listening on {host}: anyone who can reach this machine on port {port} "
+            "can use the app, upload files and start trainings")
 
 
 def serve(cfg: AppConfig, *, block: bool = True):
@@ -274,9 +285,9 @@ def serve(cfg: AppConfig, *, block: bool = True):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gradio as gr
 
-    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"dancenow app: warning: listening on {cfg.host}: anyone who can reach this machine on port "
-              f"{cfg.port} can use the app, upload files and start trainings", file=sys.stderr)
+    warning = host_warning(cfg.host, cfg.port)
+    if warning:
+        print(warning, file=sys.stderr)
     runner = JobRunner(root).start()
     app = App(cfg, runner)
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
