@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from dancenow.app.chain import chain_progress, source_name
@@ -194,77 +195,92 @@ def _sample_image(path: Path | None, shown: float) -> tuple[Any, float]:
         return gr.skip(), shown
 
 
+def _layout(app: App) -> SimpleNamespace:
+    """The components, top to bottom (elem_ids are what the browser tests use)."""
+    import gradio as gr
+
+    c: dict[str, Any] = {}
+    gr.Markdown("# dancenow\nDo-as-I-do motion transfer: film yourself (the **target**), pick a dance (the "
+                "**source**), and get a video of you performing it, with its music. Everything runs on this machine.")
+    c.update(target=gr.State(None), source=gr.State(None), shown=gr.State(""), sample_seen=gr.State(0.0),
+             choices_seen=gr.State([]))
+    for role, title, synth in (("target", "1. Target: a video of you", "Use the built-in synthetic dancer"),
+                               ("source", "3. Source: the dance", "Use a built-in synthetic dance")):
+        if role == "source":
+            c.update(_training(app))
+        gr.Markdown(f"## {title}")
+        with gr.Row():
+            c[f"{role}_file"] = gr.File(label=f"{role} video", file_count="single", elem_id=f"{role}-file")
+            c[f"{role}_synth"] = gr.Button(synth, elem_id="use-synthetic" + ("-source" if role == "source" else ""))
+        c[f"{role}_msg"] = gr.Markdown(elem_id=f"{role}-status")
+        c[f"{role}_gallery"] = gr.Gallery(label="detected skeleton", columns=4, height=220, elem_id=f"{role}-skeleton")
+    with gr.Row():
+        c["run_choice"] = gr.Dropdown(choices=[], label="trained model (run)", elem_id="run-choice")
+        c["go"] = gr.Button("Transfer", variant="primary", elem_id="start-transfer")
+    c["transfer_msg"] = gr.Markdown(elem_id="transfer-status")
+    gr.Markdown("## 4. Result")
+    with gr.Row():
+        c["video"] = gr.Video(label="result", interactive=False, elem_id="result-video")
+        c["download"] = gr.File(label="download", interactive=False, elem_id="result-download")
+    gr.Markdown("## Previous runs")
+    c["runs_md"] = gr.Markdown(elem_id="runs")
+    c["report_md"] = gr.Markdown(elem_id="report")
+    c["sheet"] = gr.Image(label="contact sheet (held-out frames)", interactive=False, elem_id="contact-sheet")
+    return SimpleNamespace(**c)
+
+
+def _training(app: App) -> dict[str, Any]:
+    import gradio as gr
+
+    gr.Markdown("## 2. Train your personal model")
+    with gr.Row():
+        minutes = gr.Number(value=app.cfg.minutes, label="training time (minutes)", minimum=0.01, elem_id="minutes")
+        start = gr.Button("Start training", variant="primary", elem_id="start-training")
+    start_msg = gr.Markdown(elem_id="start-status")
+    with gr.Row():
+        progress = gr.Markdown(elem_id="progress")
+        sample = gr.Image(label="latest sample: pose | real | generated", interactive=False, elem_id="sample")
+    return {"minutes": minutes, "start": start, "start_msg": start_msg, "progress": progress, "sample": sample}
+
+
+def _tick(app: App, shown_video: str, seen: float, choices: list[str], chosen: str | None) -> tuple:
+    """The timer's refresh: progress, sample grid, runs (and the chosen run's report when they change), result."""
+    import gradio as gr
+
+    text, sample_path = app.progress()
+    img, seen = _sample_image(sample_path, seen)
+    table, trained = app.runs()
+    dd = report = sheet = gr.skip()
+    if trained != choices:
+        chosen = chosen if chosen in trained else (trained[0] if trained else None)
+        dd = gr.update(choices=trained, value=chosen)
+        report, sheet = app.report(chosen)
+    result = app.latest_result()
+    vid = file = gr.skip()
+    if result is not None and str(result) != shown_video:
+        vid, file, shown_video = str(result), str(result), str(result)
+    return text, img, table, dd, report, sheet, vid, file, shown_video, seen, trained
+
+
 def build_ui(app: App):
     """The page (a gr.Blocks); the handlers are App's methods."""
     import gradio as gr
 
     with gr.Blocks(title="dancenow") as ui:
-        gr.Markdown("# dancenow\nDo-as-I-do motion transfer: film yourself (the **target**), pick a dance (the "
-                    "**source**), and get a video of you performing it, with its music. Everything runs on this machine.")
-        target, source, shown = gr.State(None), gr.State(None), gr.State("")
-        sample_seen, choices_seen = gr.State(0.0), gr.State([])
-        gr.Markdown("## 1. Target: a video of you")
-        with gr.Row():
-            target_file = gr.File(label="target video", file_count="single", elem_id="target-file")
-            use_synth = gr.Button("Use the built-in synthetic dancer", elem_id="use-synthetic")
-        target_msg = gr.Markdown(elem_id="target-status")
-        target_gallery = gr.Gallery(label="detected skeleton", columns=4, height=220, elem_id="target-skeleton")
-        gr.Markdown("## 2. Train your personal model")
-        with gr.Row():
-            minutes = gr.Number(value=app.cfg.minutes, label="training time (minutes)", minimum=0.01,
-                                elem_id="minutes")
-            start = gr.Button("Start training", variant="primary", elem_id="start-training")
-        start_msg = gr.Markdown(elem_id="start-status")
-        with gr.Row():
-            progress = gr.Markdown(elem_id="progress")
-            sample = gr.Image(label="latest sample: pose | real | generated", interactive=False, elem_id="sample")
-        gr.Markdown("## 3. Source: the dance")
-        with gr.Row():
-            source_file = gr.File(label="source dance video", file_count="single", elem_id="source-file")
-            use_synth_src = gr.Button("Use a built-in synthetic dance", elem_id="use-synthetic-source")
-        source_msg = gr.Markdown(elem_id="source-status")
-        source_gallery = gr.Gallery(label="detected skeleton", columns=4, height=220, elem_id="source-skeleton")
-        with gr.Row():
-            run_choice = gr.Dropdown(choices=[], label="trained model (run)", elem_id="run-choice")
-            go = gr.Button("Transfer", variant="primary", elem_id="start-transfer")
-        transfer_msg = gr.Markdown(elem_id="transfer-status")
-        gr.Markdown("## 4. Result")
-        with gr.Row():
-            video = gr.Video(label="result", interactive=False, elem_id="result-video")
-            download = gr.File(label="download", interactive=False, elem_id="result-download")
-        gr.Markdown("## Previous runs")
-        runs_md = gr.Markdown(elem_id="runs")
-        report_md = gr.Markdown(elem_id="report")
-        sheet = gr.Image(label="contact sheet (held-out frames)", interactive=False, elem_id="contact-sheet")
-
-        target_file.upload(app.target_upload, target_file, [target, target_gallery, target_msg])
-        use_synth.click(lambda: app.synthetic("target"), None, [target, target_gallery, target_msg])
-        source_file.upload(app.source_upload, source_file, [source, source_gallery, source_msg])
-        use_synth_src.click(lambda: app.synthetic("source"), None, [source, source_gallery, source_msg])
-        start.click(app.start_training, [target, minutes], start_msg)
-        go.click(app.start_transfer, [source, run_choice], transfer_msg)
-        run_choice.change(app.report, run_choice, [report_md, sheet])
-
-        def tick(shown_video: str, seen: float, choices: list[str], chosen: str | None):
-            text, sample_path = app.progress()
-            img, seen = _sample_image(sample_path, seen)
-            table, trained = app.runs()
-            dd = report = sheet_img = gr.skip()
-            if trained != choices:
-                chosen = chosen if chosen in trained else (trained[0] if trained else None)
-                dd = gr.update(choices=trained, value=chosen)
-                report, sheet_img = app.report(chosen)
-            result = app.latest_result()
-            vid = file = gr.skip()
-            if result is not None and str(result) != shown_video:
-                vid, file, shown_video = str(result), str(result), str(result)
-            return text, img, table, dd, report, sheet_img, vid, file, shown_video, seen, trained
-
-        outs = [progress, sample, runs_md, run_choice, report_md, sheet, video, download, shown, sample_seen,
-                choices_seen]
-        timer = gr.Timer(1.0)
-        timer.tick(tick, [shown, sample_seen, choices_seen, run_choice], outs, show_progress="hidden")
-        ui.load(tick, [shown, sample_seen, choices_seen, run_choice], outs, show_progress="hidden")
+        p = _layout(app)
+        for role in ("target", "source"):
+            outs = [getattr(p, role), getattr(p, f"{role}_gallery"), getattr(p, f"{role}_msg")]
+            handler = app.target_upload if role == "target" else app.source_upload
+            getattr(p, f"{role}_file").upload(handler, getattr(p, f"{role}_file"), outs)
+            getattr(p, f"{role}_synth").click(lambda role=role: app.synthetic(role), None, outs)
+        p.start.click(app.start_training, [p.target, p.minutes], p.start_msg)
+        p.go.click(app.start_transfer, [p.source, p.run_choice], p.transfer_msg)
+        p.run_choice.change(app.report, p.run_choice, [p.report_md, p.sheet])
+        ins = [p.shown, p.sample_seen, p.choices_seen, p.run_choice]
+        outs = [p.progress, p.sample, p.runs_md, p.run_choice, p.report_md, p.sheet, p.video, p.download, p.shown,
+                p.sample_seen, p.choices_seen]
+        gr.Timer(1.0).tick(lambda *a: _tick(app, *a), ins, outs, show_progress="hidden")
+        ui.load(lambda *a: _tick(app, *a), ins, outs, show_progress="hidden")
     return ui
 
 
