@@ -20,7 +20,7 @@ from conftest import dancenow_env, set_args
 from dancenow.video import probe
 
 
-def _cmd(target, source, silent, out, minutes="0.25"):
+def _cmd(target, source, silent, out, minutes="0.2"):
     return [sys.executable, "-m", "dancenow", "run", str(target), str(source), "--source", str(silent), "-o", str(out),
             "--minutes", minutes, "--size", "64", "--eval-frames", "4", "-q", *set_args()]
 

@@ -70,3 +70,14 @@ def test_uploads_are_checked_and_stored_under_a_content_name(tmp_path, tiny_clip
 def test_listening_beyond_loopback_warns():
     assert host_warning("127.0.0.1", 7860) is None
     assert "anyone who can reach this machine on port 7860" in host_warning("0.0.0.0", 7860)
+
+
+def test_a_video_without_a_person_is_refused_with_a_clear_message(tmp_path):
+    import numpy as np
+
+    from dancenow.app.media import skeleton_preview
+    from dancenow.video import write_video
+
+    empty = write_video(tmp_path / "room.mp4", [np.full((96, 96, 3), 120, np.uint8)] * 8, 8.0)
+    with pytest.raises(InputError, match="^the target video: no person was found in any of 8 frames"):
+        skeleton_preview(empty, "the target video")

@@ -93,3 +93,14 @@ def test_progress_is_read_from_the_ledger_and_the_run_folder(tmp_path):
     p = chain_progress(tmp_path)
     assert (p.status, p.stage, p.train_stage, p.step, p.total, p.val_ssim) == ("running", "train", "global", 21, 100, 0.5)
     assert p.eta_s == pytest.approx(120 - 33.0)
+
+
+def test_one_chain_at_a_time_in_a_folder(tmp_path):
+    from dancenow.app.chain import _exclusive
+
+    with _exclusive(tmp_path):
+        with pytest.raises(InputError, match="another `dancenow run` is working in this folder"):
+            with _exclusive(tmp_path):
+                pass
+    with _exclusive(tmp_path):  # released with its holder
+        pass

@@ -22,7 +22,9 @@ worker process (`dancenow.app.jobs`) and reads its progress with `chain_progress
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -31,7 +33,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from dancenow.atomic import atomic_path, write_json
 from dancenow.config import TrainConfig, preset
@@ -248,19 +250,31 @@ def run_chain(target: str | Path, sources: list[ChainSource], out_dir: str | Pat
     for p in [target, *(s.path for s in sources)]:
         probe(p)  # a clear error for a missing or broken video before any slow work
     out.mkdir(parents=True, exist_ok=True)
-    led = Ledger(out)
-    led.update(status="running", error=None, pid=os.getpid(), target=str(target.resolve()),
-               options=_options(cfg), sources=[str(s.path.resolve()) for s in sources])
-    try:
-        result = _stages(led, target, sources, cfg, log)
-    except DancenowError as exc:
-        led.update(status="failed", error=str(exc), current=None)
-        raise
-    except KeyboardInterrupt:
-        led.update(status="interrupted", current=None)
-        raise
-    led.update(status="done", current=None, finished=time.time())
+    with _exclusive(out):
+        led = Ledger(out)
+        led.update(status="running", error=None, pid=os.getpid(), target=str(target.resolve()),
+                   options=_options(cfg), sources=[str(s.path.resolve()) for s in sources])
+        try:
+            result = _stages(led, target, sources, cfg, log)
+        except DancenowError as exc:
+            led.update(status="failed", error=str(exc), current=None)
+            raise
+        except KeyboardInterrupt:
+            led.update(status="interrupted", current=None)
+            raise
+        led.update(status="done", current=None, finished=time.time())
     return result
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One `dancenow run` at a time in a folder (an OS lock: released when the process dies)."""
+    with open(out / ".chain.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(out, "another `dancenow run` is working in this folder; wait for it or stop it") from None
+        yield
 
 
 def _options(cfg: ChainConfig) -> dict[str, Any]:

@@ -203,7 +203,7 @@ def _layout(app: App) -> SimpleNamespace:
     gr.Markdown("# dancenow\nDo-as-I-do motion transfer: film yourself (the **target**), pick a dance (the "
                 "**source**), and get a video of you performing it, with its music. Everything runs on this machine.")
     c.update(target=gr.State(None), source=gr.State(None), shown=gr.State(""), sample_seen=gr.State(0.0),
-             choices_seen=gr.State([]))
+             runs_seen=gr.State([]))
     for role, title, synth in (("target", "1. Target: a video of you", "Use the built-in synthetic dancer"),
                                ("source", "3. Source: the dance", "Use a built-in synthetic dance")):
         if role == "source":
@@ -243,7 +243,7 @@ def _training(app: App) -> dict[str, Any]:
     return {"minutes": minutes, "start": start, "start_msg": start_msg, "progress": progress, "sample": sample}
 
 
-def _tick(app: App, shown_video: str, seen: float, choices: list[str], chosen: str | None) -> tuple:
+def _tick(app: App, shown_video: str, seen: float, runs_seen: list[str], chosen: str | None) -> tuple:
     """The timer's refresh: progress, sample grid, runs (and the chosen run's report when they change), result."""
     import gradio as gr
 
@@ -251,15 +251,16 @@ def _tick(app: App, shown_video: str, seen: float, choices: list[str], chosen: s
     img, seen = _sample_image(sample_path, seen)
     table, trained = app.runs()
     dd = report = sheet = gr.skip()
-    if trained != choices:
+    if trained != runs_seen[1:]:
         chosen = chosen if chosen in trained else (trained[0] if trained else None)
         dd = gr.update(choices=trained, value=chosen)
+    if [table, *trained] != runs_seen:  # a run changed: its report may have too
         report, sheet = app.report(chosen)
     result = app.latest_result()
     vid = file = gr.skip()
     if result is not None and str(result) != shown_video:
         vid, file, shown_video = str(result), str(result), str(result)
-    return text, img, table, dd, report, sheet, vid, file, shown_video, seen, trained
+    return text, img, table, dd, report, sheet, vid, file, shown_video, seen, [table, *trained]
 
 
 def build_ui(app: App):
@@ -276,9 +277,9 @@ def build_ui(app: App):
         p.start.click(app.start_training, [p.target, p.minutes], p.start_msg)
         p.go.click(app.start_transfer, [p.source, p.run_choice], p.transfer_msg)
         p.run_choice.change(app.report, p.run_choice, [p.report_md, p.sheet])
-        ins = [p.shown, p.sample_seen, p.choices_seen, p.run_choice]
+        ins = [p.shown, p.sample_seen, p.runs_seen, p.run_choice]
         outs = [p.progress, p.sample, p.runs_md, p.run_choice, p.report_md, p.sheet, p.video, p.download, p.shown,
-                p.sample_seen, p.choices_seen]
+                p.sample_seen, p.runs_seen]
         gr.Timer(1.0).tick(lambda *a: _tick(app, *a), ins, outs, show_progress="hidden")
         ui.load(lambda *a: _tick(app, *a), ins, outs, show_progress="hidden")
     return ui
