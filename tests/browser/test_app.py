@@ -88,6 +88,7 @@ def test_app_end_to_end_in_chromium(app_url, synthetic_videos, artifacts_dir, tm
         _upload(page, "source-file", not_video)
         msg = _wait_text(page, "#source-status", r"Error")
         assert "the source video" in msg and "not a video" in msg
+        page.locator("#source-status").scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts_dir / "app_bad_upload.png"))
 
         # the target: uploaded, its skeleton and detection rates shown
