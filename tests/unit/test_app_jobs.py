@@ -81,3 +81,19 @@ def test_a_video_without_a_person_is_refused_with_a_clear_message(tmp_path):
     empty = write_video(tmp_path / "room.mp4", [np.full((96, 96, 3), 120, np.uint8)] * 8, 8.0)
     with pytest.raises(InputError, match="^the target video: no person was found in any of 8 frames"):
         skeleton_preview(empty, "the target video")
+
+
+def test_a_worker_stopped_by_a_signal_is_queued_again_not_failed(tmp_path):
+    import subprocess
+    import sys
+
+    runner = JobRunner(tmp_path)
+    job = runner.store.save(Job("sig000000000", _spec(tmp_path, "/t.mp4"), time.time(), RUNNING, pid=None))
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    runner._procs[job.id] = proc
+    runner.store.save(dataclasses.replace(job, pid=proc.pid))
+    proc.terminate()
+    proc.wait()
+    runner._follow(runner.store.get(job.id))
+    j = runner.store.get(job.id)
+    assert j.status == QUEUED and j.restarts == 1 and "exit code -15" in j.notes[-1]

@@ -26,6 +26,8 @@ from dancenow.app.chain import chain_progress
 from dancenow.atomic import write_json
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+INTERRUPTED = {130, -2, -15}  # Ctrl-C (the app's and its worker's), SIGINT, SIGTERM: the job is resumed
+MAX_RESTARTS = 3
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,11 @@ class JobRunner:
         if rc == 0 or (rc is None and prog.status == "done"):
             self.store.save(dataclasses.replace(j, status=DONE, finished=time.time()))
             return
+        if (rc in INTERRUPTED or prog.status == "interrupted") and j.restarts < MAX_RESTARTS:
+            self.store.save(dataclasses.replace(  # stopped, not failed: it continues from its checkpoint
+                j, status=QUEUED, pid=None, restarts=j.restarts + 1,
+                notes=j.notes + (f"the worker was stopped (exit code {rc}): it continues from its last checkpoint",)))
+            return
         err = prog.error or _error_from_log(self.store.log_path(j.id)) or f"the worker stopped (exit code {rc})"
         self.store.save(dataclasses.replace(j, status=FAILED, finished=time.time(), error=err))
 
@@ -199,9 +206,8 @@ class JobRunner:
         return self
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.poll_s):
             self.tick()
-            self._stop.wait(self.poll_s)
 
     def stop(self, terminate: bool = False) -> None:
         """Stop following; `terminate` also stops the workers (their jobs resume on the next start)."""

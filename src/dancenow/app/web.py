@@ -17,6 +17,7 @@ APP_DATA with names from their content hash (`dancenow.app.media.store_upload`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -115,7 +116,7 @@ class App:
                           if j.spec.kind == "train" and Path(j.spec.out_dir).name == run_id), None)
         if train_job is None:
             return f"**Error:** run {run_id} was not made by this app: use `dancenow transfer` for it."
-        spec = JobSpec(**{**train_job.spec.__dict__, "kind": "transfer", "source": source})
+        spec = dataclasses.replace(train_job.spec, kind="transfer", source=source)
         job = self.runner.submit(spec)
         self.runner.tick()
         return self._queued_text(job, "Transfer")
