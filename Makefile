@@ -19,7 +19,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dancenow demo -o outputs/demo
 
+# The browser tests drive Debian's chromium (never a downloaded browser build); installed here when
+# missing and possible (root with apt-get), else those tests skip and say why.
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"
 	$(PY) -m pytest -q -ra tests
 
 bench: $(STAMP)

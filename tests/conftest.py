@@ -161,3 +161,46 @@ def tiny_run(tiny_data, tmp_path_factory):
     run = tmp_path_factory.mktemp("tiny_run") / "run"
     train(tiny_data, run, tiny_train_config(use_vgg_loss=True), progress=False)
     return run
+
+
+# ------------------------------------------------------------------ synthetic videos for the chain and the app
+TINY_TRAIN_SETS = ("ngf=8", "n_down=2", "n_blocks=1", "ndf=8", "n_layers_D=2", "num_D=1", "face_ngf=8",
+                   "face_n_down=2", "face_n_blocks=1", "face_ndf=8", "precision=fp32", "checkpoint_every=3",
+                   "sample_every=3", "val_every=1000", "val_frames=4", "log_every=1")
+
+
+def set_args(sets=TINY_TRAIN_SETS):
+    """--set KEY=VALUE arguments for seconds-long trainings of `dancenow run` / `dancenow app`."""
+    return [a for s in sets for a in ("--set", s)]
+
+
+@pytest.fixture(scope="session")
+def synthetic_videos(tmp_path_factory):
+    """(target.mp4, source.mp4 with music, silent.mp4): short synthetic dancers the detector finds."""
+    from dancenow.eval.synthetic_benchmark import beat_track
+    from dancenow.synthetic import make_clip, write_clip
+    from dancenow.video import write_video
+
+    d = tmp_path_factory.mktemp("synthetic_videos")
+    target = make_clip(1, 7, 4.0, 10.0, 160, varied=True)
+    write_clip(target, d / "target.mp4")
+    source = make_clip(4, 3, 3.0, 10.0, 160, offset=(30.0, 6.0), scale=0.8)
+    music = beat_track(d / "music.m4a", 3.5, source.dance.bpm)
+    write_video(d / "source.mp4", source.iter_frames(), 10.0, audio_from=music)
+    write_video(d / "silent.mp4", source.iter_frames(), 10.0)
+    return d / "target.mp4", d / "source.mp4", d / "silent.mp4"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dancenow_env() -> dict:
+    """The environment of a `python -m dancenow` subprocess that imports this checkout's dancenow."""
+    src = str(REPO / "src")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
+            "OMP_NUM_THREADS": "1"}

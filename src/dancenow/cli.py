@@ -72,20 +72,26 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prepare(a: argparse.Namespace) -> int:
-    from dancenow.data.prepare import PrepareConfig, prepare
-    from dancenow.pose.pipeline import load_poses_for
+def _prepare_config(size_text: str, fps: float | None, face_size: int = 128):
+    from dancenow.data.prepare import PrepareConfig
 
     try:
-        w, h = _size(a.size_text)
+        w, h = _size(size_text)
     except argparse.ArgumentTypeError as exc:
         raise DancenowError(str(exc)) from None
-    fixed = {"width": w, "height": h} if "x" in a.size_text.lower() else {"size": w}
-    poses = load_poses_for(a.video, a.poses) if a.poses else None
+    fixed = {"width": w, "height": h} if "x" in size_text.lower() else {"size": w}
     try:
-        cfg = PrepareConfig(fps=a.fps, face_size=a.face_size, **fixed)
+        return PrepareConfig(fps=fps, face_size=face_size, **fixed)
     except ValueError as exc:
-        raise DancenowError(f"--size {a.size_text}: {exc}") from None
+        raise DancenowError(f"--size {size_text}: {exc}") from None
+
+
+def cmd_prepare(a: argparse.Namespace) -> int:
+    from dancenow.data.prepare import prepare
+    from dancenow.pose.pipeline import load_poses_for
+
+    cfg = _prepare_config(a.size_text, a.fps, a.face_size)
+    poses = load_poses_for(a.video, a.poses) if a.poses else None
     out = prepare(a.video, a.output, cfg, poses=poses, progress=not a.quiet)
     print(f"{out}: prepared")
     return 0
@@ -142,6 +148,31 @@ def cmd_transfer(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(a: argparse.Namespace) -> int:
+    from dancenow.app.chain import ChainConfig, run_chain, sources_of
+
+    if not a.source_video and not a.source:
+        print("dancenow run: no source dance given: preparing, training and evaluating only", file=sys.stderr)
+    cfg = ChainConfig(minutes=a.minutes, preset=a.preset, train_changes=tuple(_parse_sets(a.set).items()),
+                      prepare=_prepare_config(a.size_text, a.fps), eval_frames=a.eval_frames or None,
+                      device=a.device, progress=not a.quiet)
+    cfg.train_config()  # bad --set values fail here, before any work
+    run_chain(a.target_video, sources_of(a.source_video, a.source), a.output, cfg)
+    return 0
+
+
+def cmd_app(a: argparse.Namespace) -> int:
+    from dancenow.app.chain import ChainConfig
+    from dancenow.app.web import AppConfig, serve
+
+    _prepare_config(a.size_text, None)  # bad --size / --set fail now, not in every job
+    ChainConfig(preset=a.preset, train_changes=tuple(_parse_sets(a.set).items())).train_config()
+    return serve(AppConfig(data_dir=Path(a.data_dir), host=a.host, port=a.port, max_upload_mb=a.max_upload_mb,
+                           minutes=a.minutes, preset=a.preset, size_text=a.size_text,
+                           train_sets=tuple(a.set), synthetic_seconds=a.synthetic_seconds,
+                           synthetic_size=a.synthetic_size, eval_frames=a.eval_frames))
+
+
 def _synthetic(a: argparse.Namespace, title: str) -> int:
     from dancenow.eval.synthetic_benchmark import SyntheticBenchmarkConfig, run_synthetic
 
@@ -174,6 +205,40 @@ def cmd_compare(a: argparse.Namespace) -> int:
     from dancenow.eval.report import run_compare
 
     return run_compare(a.runs, a.data, a.output, a.device, a.max_frames, progress=not a.quiet)
+
+
+def _run_and_app_args(add: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
+    """`dancenow run` and `dancenow app`: the creator's front door."""
+    sp = add("run", cmd_run, "the whole chain: prepare the target, train, evaluate, transfer each source, report "
+                             "(re-run to continue after an interruption)")
+    sp.add_argument("target_video", help="the target: a video of the person who will dance")
+    sp.add_argument("source_video", nargs="?", help="the source dance (its audio is kept) -> OUT/result.mp4")
+    sp.add_argument("--source", action="append", default=[], metavar="VIDEO",
+                    help="a further source dance -> OUT/result-NAME.mp4 (repeatable)")
+    sp.add_argument("-o", "--output", required=True, help="output folder (data, run, results, report.md)")
+    sp.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
+    sp.add_argument("--preset", default="cpu", choices=["cpu", "paper", "demo"])
+    sp.add_argument("--size", dest="size_text", default="256", help="prepare --size: N (long side) or WxH")
+    sp.add_argument("--fps", type=float, default=None, help="prepare --fps: resample the target")
+    sp.add_argument("--eval-frames", type=int, default=48, help="held-out frames evaluated (0: all; default 48)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("-q", "--quiet", action="store_true")
+
+    sp = add("app", cmd_app, "the local web app: two videos in, the result to watch and download")
+    sp.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
+    sp.add_argument("--port", type=int, default=7860)
+    sp.add_argument("--data-dir", default="dancenow-app", help="the app's folder: uploads, runs, jobs (default ./dancenow-app)")
+    sp.add_argument("--max-upload-mb", type=float, default=2000.0, help="largest upload accepted (default 2000 MB)")
+    sp.add_argument("--minutes", type=float, default=10.0, help="the training time offered first (default 10)")
+    sp.add_argument("--preset", default="cpu", choices=["cpu", "paper", "demo"], help="preset of the app's trainings")
+    sp.add_argument("--size", dest="size_text", default="256", help="prepare --size of the app's trainings")
+    sp.add_argument("--eval-frames", type=int, default=48, help="held-out frames evaluated after training")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="TrainConfig fields for the app's trainings (tests use tiny networks this way)")
+    sp.add_argument("--synthetic-seconds", type=float, default=20.0, help="length of the built-in synthetic dancer")
+    sp.add_argument("--synthetic-size", type=int, default=256, help="frame size of the built-in synthetic dancer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-frames", type=int)
     sp.add_argument("--device", default="auto")
     sp.add_argument("-q", "--quiet", action="store_true")
+
+    _run_and_app_args(add)
 
     def synthetic_args(sp: argparse.ArgumentParser, minutes: float, out: str | None, size: int, preset: str) -> None:
         sp.add_argument("-o", "--output", required=out is None, default=out, help="output folder")

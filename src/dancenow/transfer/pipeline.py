@@ -22,6 +22,7 @@ Memory is bounded: poses are held for the whole video (small), frames are stream
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,8 +380,11 @@ def load_source_poses(source: Path, poses: str | Path | None, progress: bool) ->
 
 def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: TransferConfig = TransferConfig(), *,
              poses: str | Path | PoseSequence | None = None, device: str | None = None,
-             progress: bool = True) -> TransferResult:
-    """Make `output`: the trained target dancing the source's moves."""
+             progress: bool = True, side_by_side_output: str | Path | None = None) -> TransferResult:
+    """Make `output`: the trained target dancing the source's moves.
+
+    side_by_side_output: also write the side-by-side view (source | pose | result) there, from
+    the same generated frames (one generation pass for both videos)."""
     source, output = Path(source), Path(output)
     times: dict[str, float] = {}
     probe(source)  # clear error for a bad source
@@ -393,12 +397,19 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
     times["normalize_s"] = time.time() - t
     t = time.time()
     size = output_frame_size(pipe.model, cfg.output_long_side)
-    with TransferVideo(output, plan, source, side_by_side=cfg.side_by_side, audio=cfg.audio,
-                       progress=progress, size=size) as video:
+    with contextlib.ExitStack() as stack:
+        video = stack.enter_context(TransferVideo(output, plan, source, side_by_side=cfg.side_by_side,
+                                                  audio=cfg.audio, progress=progress, size=size))
+        videos = [video]
+        if side_by_side_output is not None:
+            videos.append(stack.enter_context(TransferVideo(side_by_side_output, plan, source, side_by_side=True,
+                                                            audio=cfg.audio, size=size)))
         for frame in pipe.frames(plan):
-            video.write(frame)
-    times["generate_s"] = time.time() - t - video.seconds
-    times["encode_s"] = video.seconds
+            for v in videos:
+                v.write(frame)
+    encode_s = sum(v.seconds for v in videos)
+    times["generate_s"] = time.time() - t - encode_s
+    times["encode_s"] = encode_s
     return TransferResult(output, len(plan), plan.fps, int(len(np.unique(plan.output_segments))),
                           int((~plan.present).sum()), times)
 
