@@ -29,19 +29,17 @@ from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from dancenow.device import autocast, pick_device
+from dancenow.device import pick_device
 from dancenow.errors import InputError
-from dancenow.models.face import refine_faces
 from dancenow.pose.geometry import face_boxes, person_present, resample_indices
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.pipeline import load_poses_for
 from dancenow.pose.render import render_pose
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import TrainedModel, load_trained
-from dancenow.tensors import face_box_tensor, to_image, to_tensor
+from dancenow.transfer.backend import BackendChoice, Generator, make_generator  # noqa: F401 (Generator: re-export)
 from dancenow.video import VideoWriter, probe, read_frames
 from dancenow.pose.smoothing import SmoothingConfig, smooth_keypoints
 
@@ -84,30 +82,6 @@ def smooth_by_segment(seq: PoseSequence, segments: np.ndarray, cfg: SmoothingCon
     return seq.with_keypoints(kp)
 
 
-# ------------------------------------------------------------------ generation
-class Generator:
-    """Frame-by-frame generation with temporal feedback and the face residual."""
-
-    def __init__(self, model: TrainedModel, precision: str = "fp32"):
-        self.model = model
-        self.prev: torch.Tensor | None = None
-        self.precision = precision
-
-    def reset(self) -> None:
-        self.prev = None
-
-    @torch.inference_mode()
-    def __call__(self, label: np.ndarray, face_box: np.ndarray | None) -> np.ndarray:
-        m = self.model
-        x = to_tensor(label)[None].to(m.device)
-        with autocast(m.device, self.precision):
-            out = m.generator.step(x, self.prev).float()
-            self.prev = out
-            if m.face_generator is not None:
-                out = refine_faces(m.face_generator, x, out, face_box_tensor(face_box))
-        return to_image(out[0])
-
-
 # ------------------------------------------------------------------ the command
 @dataclass(frozen=True)
 class TransferConfig:
@@ -119,6 +93,7 @@ class TransferConfig:
     cut_threshold: float = 0.5
     fade_s: float = 0.25
     precision: str = "fp32"
+    backend: str = "torch"  # auto | torch | onnx | openvino (see dancenow.transfer.backend)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
 
@@ -203,6 +178,19 @@ class TransferPipeline:
     def __init__(self, model: TrainedModel, cfg: TransferConfig = TransferConfig()):
         self.model = model
         self.cfg = cfg
+        self.choice: BackendChoice | None = None  # set by the first frames(): which backend generates
+        self._gen = None
+
+    def _generator(self, poses: PoseSequence, present: np.ndarray, boxes: np.ndarray):
+        """The frame generator of `cfg.backend`, made once; "auto" measures on up to 10 of these poses."""
+        if self._gen is None:
+            m, idx = self.model, np.flatnonzero(present)[:10]
+            w, h = m.size
+            labels = [render_pose(poses.keypoints[t], w, h, m.config.render) for t in idx]
+            self._gen = make_generator(m, self.cfg.backend, self.cfg.precision, labels, [boxes[t] for t in idx])
+            self.choice = self._gen.choice
+        self._gen.reset()
+        return self._gen
 
     def plan(self, seq: PoseSequence, source: Path | str = "source") -> SourcePlan:
         """Scene segments, per-segment smoothing, global normalization and resampling of `seq`.
@@ -246,7 +234,7 @@ class TransferPipeline:
         model = self.model
         w, h = model.size
         boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
-        gen = Generator(model, self.cfg.precision)
+        gen = self._generator(poses, present, boxes)
         bg = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
         last, since_gone = None, 0
         for t in range(len(poses)):
