@@ -33,7 +33,7 @@ from torch import nn
 from dancenow.device import autocast
 from dancenow.errors import DancenowError
 from dancenow.models.face import refine_faces
-from dancenow.models.person import PersonGenerator, Window, window_feather, window_margin
+from dancenow.models.person import PersonGenerator, PersonSpec, Window, window_feather, window_margin
 from dancenow.run import TrainedModel
 from dancenow.tensors import face_box_tensor, to_image, to_tensor
 
@@ -216,29 +216,37 @@ class ArrayGenerator:
     feather. `reset()` restarts the chain.
     """
 
-    def __init__(self, model: TrainedModel, body: Runner, face: Runner | None):
-        self.model, self.body, self.face = model, body, face
-        self.spec = model.generator.spec
-        w, h = model.size
-        plate = model.generator.background
-        self.plate = None if plate is None else plate.float().cpu().numpy()[:, :, :h, :w]
+    def __init__(self, spec: PersonSpec, size: tuple[int, int], multiple: int, plate: np.ndarray | None,
+                 body: Runner, face: Runner | None):
+        """spec, size (W, H), multiple (the window's size multiple) and plate ((H, W, 3) uint8, with
+        use_background) describe the model; a run folder is not needed (see `export.load_onnx`)."""
+        self.spec, self.size, self.multiple, self.body, self.face = spec, tuple(size), int(multiple), body, face
+        w, h = self.size
+        if spec.use_background and (plate is None or plate.shape[:2] != (h, w)):
+            raise DancenowError(f"the model needs a {w}x{h} background plate")
+        self.plate = _scaled(plate) if spec.use_background else None
         self.blank = np.full((1, 3, h, w), -1.0, np.float32)
         self.prev: np.ndarray | None = None
         self._feathers: dict[Window, np.ndarray] = {}
+
+    @classmethod
+    def for_model(cls, model: TrainedModel, body: Runner, face: Runner | None) -> "ArrayGenerator":
+        g = model.generator
+        return cls(g.spec, model.size, g.size_multiple, model.background, body, face)
 
     def reset(self) -> None:
         self.prev = None
 
     def _feather(self, win: Window) -> np.ndarray:
         if win not in self._feathers:
-            w, h = self.model.size
+            w, h = self.size
             self._feathers[win] = window_feather([win], (h, w)).numpy()
         return self._feathers[win]
 
     def _body(self, label: np.ndarray) -> np.ndarray:
         """The whole frame (1, 3, H, W) before the face: the window generated, the plate around it."""
         x = _scaled(label)
-        win = label_window(label, self.model.generator.size_multiple) if self.spec.use_window else (
+        win = label_window(label, self.multiple) if self.spec.use_window else (
             0, 0, x.shape[3], x.shape[2])
         x0, y0, x1, y1 = win
         inputs = [x[:, :, y0:y1, x0:x1]]
@@ -315,7 +323,7 @@ def build_generator_for(model: TrainedModel, backend: str, precision: str = "fp3
     if model.device.type != "cpu":
         raise DancenowError(f"backend {backend} runs on the CPU; the model is on {model.device}")
     body, face = graphs or (export_window_net(model), export_face_net(model))
-    return ArrayGenerator(model, make_runner(body, backend, precision),
+    return ArrayGenerator.for_model(model, make_runner(body, backend, precision),
                           None if face is None else make_runner(face, backend, precision))
 
 
@@ -353,7 +361,8 @@ def max_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> int:
 def choose_backend(model: TrainedModel, labels: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None],
                    tolerance: int = TOLERANCE) -> tuple[BackendChoice, object]:
     """"auto": measure every candidate on the chain `labels` (e.g. 8-12 frames) and keep the
-    fastest whose frames stay within `tolerance` of eager fp32. Returns (choice, its generator)."""
+    fastest whose frames stay within `tolerance` of eager fp32 (eager fp32 itself always
+    qualifies). Returns (choice, its generator)."""
     graphs = (export_window_net(model), export_face_net(model)) if len(candidates(model)) > 1 else None
     ref, measured, gens = None, {}, {}
     for backend, precision in candidates(model):
@@ -363,7 +372,7 @@ def choose_backend(model: TrainedModel, labels: Sequence[np.ndarray], boxes: Seq
         key = f"{backend}/{precision}"
         measured[key] = {"fps": round(fps, 2), "max_diff": max_difference(outs, ref)}
         gens[key] = gen
-    ok = {k: v for k, v in measured.items() if v["max_diff"] <= tolerance}
+    ok = {k: v for k, v in measured.items() if v["max_diff"] <= tolerance or k == "torch/fp32"}
     best = max(ok, key=lambda k: ok[k]["fps"])
     refused = sorted(set(measured) - set(ok))
     backend, precision = best.split("/")

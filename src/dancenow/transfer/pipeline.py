@@ -105,6 +105,7 @@ class TransferResult:
     segments: int
     frames_without_person: int
     seconds: dict
+    backend: str = ""  # which backend generated, and why (BackendChoice.describe())
 
 
 @dataclass(frozen=True, eq=False)
@@ -329,7 +330,7 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
     times["generate_s"] = time.time() - t - video.seconds
     times["encode_s"] = video.seconds
     return TransferResult(output, len(plan), plan.fps, int(len(np.unique(plan.output_segments))),
-                          int((~plan.present).sum()), times)
+                          int((~plan.present).sum()), times, pipe.choice.describe() if pipe.choice else "")
 
 
 def _fit(image: np.ndarray, height: int) -> np.ndarray:
