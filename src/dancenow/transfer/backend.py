@@ -243,8 +243,9 @@ class ArrayGenerator:
             self._feathers[win] = window_feather([win], (h, w)).numpy()
         return self._feathers[win]
 
-    def _body(self, label: np.ndarray) -> np.ndarray:
-        """The whole frame (1, 3, H, W) before the face: the window generated, the plate around it."""
+    def _body(self, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the whole frame (1, 3, H, W) before the face: the window generated, the plate around
+        it; the label scaled to [-1, 1])."""
         x = _scaled(label)
         win = label_window(label, self.multiple) if self.spec.use_window else (
             0, 0, x.shape[3], x.shape[2])
