@@ -2,7 +2,8 @@
 each as a ratio to today's eager path measured in the same run (interleaved in rounds, so a
 load that comes and goes on a shared machine hits every case alike).
 
-    python benchmarks/bench_realtime.py [--frames 60] [--rounds 4] [--run RUN_DIR] [--skip-memory]
+    python benchmarks/bench_realtime.py [--frames 60] [--rounds 4] [--run RUN_DIR]
+                                        [--sections detection generation end-to-end memory]
 
 1. generation, `cpu` preset, 256 px and 512 px frames (an untrained network: speed does not
    depend on training): eager fp32 (today), eager bf16 autocast, ONNX Runtime fp32, OpenVINO
@@ -10,7 +11,8 @@ load that comes and goes on a shared machine hits every case alike).
    whole temporal chain. `--run` adds the differences on a trained run (they depend on weights).
 2. pose detection at 512 px: the offline mode (every part every frame) vs tracking mode.
 3. end-to-end, frame by frame (detect + normalize + render + generate; encoding separate):
-   today's (offline detector, eager fp32) vs live's engine (tracking, the auto backend).
+   today's (offline detector, eager fp32) vs live's engine (tracking, the auto backend), on
+   `--run` when given (its weights decide whether bf16 is within tolerance), else untrained.
 4. live mode: the source played at its frame rate into `drive` (drops instead of queueing):
    frames/s shown and latency from a frame's capture to its generated frame.
 5. memory: peak RSS of `transfer` on a source and on one 10x longer (separate processes).
@@ -152,13 +154,13 @@ def bench_detection(frames: list[np.ndarray], rounds: int) -> np.ndarray:
 class TodayEngine:
     """Today's per-frame path: the offline detector, the normalization, eager fp32 generation."""
 
-    def __init__(self, model, keypoints_all: np.ndarray):
-        self.model, self.det = model, HolisticDetector(DetectorConfig())
+    def __init__(self, model, keypoints_all: np.ndarray, fps: float):
+        self.model, self.det, self.fps = model, HolisticDetector(DetectorConfig()), fps
         self.gen = build_generator_for(model, "torch", "fp32")
-        seq_kp = normalize_poses_array(keypoints_all, model)
-        self.kp = seq_kp  # the offline normalization (needs the whole video: not possible live)
+        self.kp = normalize_poses_array(keypoints_all, model)  # offline: needs the whole video
 
-    def process(self, image, i):
+    def process(self, image, t):
+        i = int(round(t * self.fps))
         self.det.detect(image)
         w, h = self.model.size
         lab = render_pose(self.kp[i], w, h, self.model.config.render)
@@ -168,8 +170,9 @@ class TodayEngine:
 def bench_end_to_end(run: Path, frames: list[np.ndarray], kp_all: np.ndarray, fps_src: float, rounds: int) -> None:
     model = load_trained(run)
     live = LiveEngine(model, LiveConfig(calibration_s=0.0, backend="auto"))
-    print(f"\n[end to end, 256 px cpu preset, {len(frames)} frames] live's backend: {live.generator.choice.describe()}")
-    cases = {"today (offline, eager)": TodayEngine(model, kp_all), "live engine": live}
+    w, h = model.size
+    print(f"\n[end to end, {w}x{h} {run.name}, {len(frames)} frames] live's backend: {live.generator.choice.describe()}")
+    cases = {"today (offline, eager)": TodayEngine(model, kp_all, fps_src), "live engine": live}
     outs = []
 
     def step(k, eng, i):
@@ -224,26 +227,34 @@ def bench_memory(run: Path, backend: str, seconds: float = 4.0) -> None:
           f"{rss[1]:.0f} MiB for {seconds * 150:.0f} frames (x{rss[1] / rss[0]:.2f})")
 
 
+SECTIONS = ["detection", "generation", "end-to-end", "memory"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--run", help="a trained run: also report the backends' differences on its weights")
-    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
     a = ap.parse_args()
+    todo = set(a.sections)
     tmp = Path(tempfile.mkdtemp(prefix="dancenow-bench-realtime-"))
     frames, fps_src, name = source_frames(a.frames, tmp)
     print(f"source {name}, {frames[0].shape[1]}x{frames[0].shape[0]}, {len(frames)} frames; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads; backends {available_backends()}")
-    kp_all = bench_detection(frames, a.rounds)
-    kp512 = kp_all  # the source's poses (its pixels): normalized onto each model's target below
+    if "detection" in todo:
+        kp_all = bench_detection(frames, a.rounds)
+    else:
+        kp_all = detect_all(DetectorConfig(), frames)
     run256 = untrained_run(tmp, 256, 256)
-    bench_generation(run256, kp512, a.rounds, "cpu preset, untrained")
-    bench_generation(untrained_run(tmp, 512, 512), kp512, a.rounds, "cpu preset, untrained")
-    if a.run:
-        bench_generation(Path(a.run), kp512, a.rounds, f"trained {a.run}")
-    bench_end_to_end(run256, frames, kp_all, fps_src, a.rounds)
-    if not a.skip_memory:
+    if "generation" in todo:
+        bench_generation(run256, kp_all, a.rounds, "cpu preset, untrained")
+        bench_generation(untrained_run(tmp, 512, 512), kp_all, a.rounds, "cpu preset, untrained")
+        if a.run:
+            bench_generation(Path(a.run), kp_all, a.rounds, f"trained {a.run}")
+    if "end-to-end" in todo:  # a trained run's weights decide whether bf16 is within tolerance
+        bench_end_to_end(Path(a.run) if a.run else run256, frames, kp_all, fps_src, a.rounds)
+    if "memory" in todo:
         bench_memory(run256, "auto")
     print(json.dumps({"peak_rss_mib_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 

@@ -116,3 +116,32 @@ def test_mailbox_keeps_only_the_newest():
     assert box.take() == 4 and box.dropped == 4 and box.put_count == 5
     box.close()
     assert box.take() is None
+
+
+def test_mjpeg_server_serves_the_newest_frame_on_localhost():
+    import urllib.request
+
+    from dancenow.transfer.live import LiveFrame, MjpegServer
+
+    server = MjpegServer(0)
+    try:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5).read()
+        assert b"/stream" in page
+        frame = LiveFrame(0.0, np.full((32, 48, 3), 200, np.uint8), None, "dancing", True)
+        stream = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/stream", timeout=5)
+        feeder = threading.Timer(0.2, server, args=(frame,))
+        feeder.start()
+        head = stream.read(64)
+        assert head.startswith(b"--frame\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8")  # a JPEG follows
+        stream.close()
+        feeder.join()
+    finally:
+        server.close()
+
+
+def test_live_needs_somewhere_to_show_frames(tiny_run):
+    from dancenow.errors import DancenowError
+    from dancenow.transfer.live import run_live
+
+    with pytest.raises(DancenowError, match="--window, --serve and/or --output"):
+        run_live(tiny_run, 0)

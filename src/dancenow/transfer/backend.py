@@ -228,6 +228,7 @@ class ArrayGenerator:
         self.blank = np.full((1, 3, h, w), -1.0, np.float32)
         self.prev: np.ndarray | None = None
         self._feathers: dict[Window, np.ndarray] = {}
+        self.choice: BackendChoice | None = None  # set by make_generator
 
     @classmethod
     def for_model(cls, model: TrainedModel, body: Runner, face: Runner | None) -> "ArrayGenerator":
@@ -281,6 +282,7 @@ class Generator:
         self.model = model
         self.prev: torch.Tensor | None = None
         self.precision = precision
+        self.choice: BackendChoice | None = None  # set by make_generator
 
     def reset(self) -> None:
         self.prev = None

@@ -309,7 +309,8 @@ class MjpegServer:
                 try:
                     while True:
                         jpeg = server.wait_jpeg()
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n")
+                        if jpeg:  # nothing before the first frame
+                            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n")
                 except (BrokenPipeError, ConnectionResetError):
                     return
 
