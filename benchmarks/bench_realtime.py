@@ -204,14 +204,15 @@ def bench_end_to_end(run: Path, frames: list[np.ndarray], kp_all: np.ndarray, fp
 
 
 _MEM = """
-import resource, sys, numpy as np
+import sys
 from dancenow.synthetic import make_clip, write_clip
 from dancenow.transfer.pipeline import TransferConfig, transfer
 clip = make_clip(4, 3, float(sys.argv[2]), 15.0, 256)
 src = write_clip(clip, sys.argv[1] + '/src.mp4')
 transfer(src, sys.argv[3], sys.argv[1] + '/out.mp4', TransferConfig(backend=sys.argv[4], audio=False),
          poses=clip.poses, progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across exec)
+print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0])
 """
 
 
@@ -244,7 +245,7 @@ def main() -> None:
           f"{torch.__version__}, {torch.get_num_threads()} threads; backends {available_backends()}")
     if "detection" in todo:
         kp_all = bench_detection(frames, a.rounds)
-    else:
+    elif todo & {"generation", "end-to-end"}:
         kp_all = detect_all(DetectorConfig(), frames)
     run256 = untrained_run(tmp, 256, 256)
     if "generation" in todo:
