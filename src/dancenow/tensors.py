@@ -32,12 +32,26 @@ def crop_faces(boxes: torch.Tensor, *images: torch.Tensor) -> tuple[torch.Tensor
     return keep, crops
 
 
-def paste_faces(image: torch.Tensor, boxes: torch.Tensor, keep: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """A copy of `image` (B, C, H, W) with faces[j] (clamped to [-1, 1]) written at boxes[keep[j]]."""
+def feather_mask(side: int, width: int) -> torch.Tensor:
+    """(side, side) float weights: 1 inside, falling linearly to 0 over `width` pixels at the edges."""
+    d = torch.arange(side, dtype=torch.float32)
+    d = torch.minimum(d, side - 1 - d)
+    ramp = ((d + 0.5) / max(1, width)).clamp(0, 1)
+    return torch.minimum(ramp[:, None], ramp[None, :])
+
+
+def paste_faces(image: torch.Tensor, boxes: torch.Tensor, keep: torch.Tensor, faces: torch.Tensor,
+                feather: int = 0) -> torch.Tensor:
+    """A copy of `image` (B, C, H, W) with faces[j] (clamped to [-1, 1]) written at boxes[keep[j]];
+    feather > 0 blends them in over that many pixels at the box's edges instead of a hard seam."""
     out = image.clone()
     for j, i in enumerate(keep.tolist()):
         x0, y0, x1, y1 = (int(v) for v in boxes[i])
-        out[i, :, y0:y1, x0:x1] = faces[j].clamp(-1, 1).to(out.dtype)
+        face = faces[j].clamp(-1, 1).to(out.dtype)
+        if feather > 0:
+            m = feather_mask(y1 - y0, feather).to(out.device, out.dtype)
+            face = m * face + (1 - m) * out[i, :, y0:y1, x0:x1]
+        out[i, :, y0:y1, x0:x1] = face
     return out
 
 

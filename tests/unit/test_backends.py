@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from dancenow.errors import DancenowError, InputError
-from dancenow.pose.geometry import face_boxes
 from dancenow.pose.render import render_pose
 from dancenow.run import load_trained
 from dancenow.transfer.backend import (
     TOLERANCE,
+    Chain,
     Generator,
     available_backends,
     build_generator_for,
@@ -27,16 +27,13 @@ from conftest import make_tiny_poses
 
 def _chain(run, n=12, phase=1.3):
     model = load_trained(run)
-    poses = make_tiny_poses(n, phase=phase)  # other poses than the training clip's
-    w, h = model.size
-    labels = [render_pose(k, w, h, model.config.render) for k in poses.keypoints]
-    boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
-    return model, labels, list(boxes)
+    chain = Chain.of(model, make_tiny_poses(n, phase=phase).keypoints)  # other poses than the training clip's
+    return model, chain
 
 
-def _frames(gen, labels, boxes):
+def _frames(gen, chain):
     gen.reset()
-    return [gen(lab, box) for lab, box in zip(labels, boxes)]
+    return [gen(*args)[0] for args in zip(chain.labels, chain.boxes, chain.face_labels)]
 
 
 def test_label_window_is_the_person_window_rule(tiny_run):
@@ -45,7 +42,8 @@ def test_label_window_is_the_person_window_rule(tiny_run):
     from dancenow.models.person import person_windows
     from dancenow.tensors import to_tensor
 
-    model, labels, _ = _chain(tiny_run)
+    model, chain = _chain(tiny_run)
+    labels = chain.labels
     blank = np.zeros_like(labels[0])
     blank[3, 60] = 1  # a value 1 pixel is below the "drawn" threshold, like the torch rule's
     for lab in [*labels, blank, np.zeros_like(labels[0])]:
@@ -59,22 +57,22 @@ def test_label_window_is_the_person_window_rule(tiny_run):
 def test_accelerated_backend_matches_eager(tiny_run, backend, precision):
     if backend not in available_backends():
         pytest.skip(f"{backend} not installed")
-    model, labels, boxes = _chain(tiny_run)
-    assert model.face_generator is not None and any(b[0] >= 0 for b in boxes)  # the face step is covered
-    ref = _frames(Generator(model), labels, boxes)
-    out = _frames(build_generator_for(model, backend, precision), labels, boxes)
+    model, chain = _chain(tiny_run)
+    assert model.face_generator is not None and any(b is not None for b in chain.boxes)  # the face step is covered
+    ref = _frames(Generator(model), chain)
+    out = _frames(build_generator_for(model, backend, precision), chain)
     assert max_difference(out, ref) <= TOLERANCE
     assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(ref[1:], ref[:-1])) > TOLERANCE
 
 
 def test_auto_picks_a_backend_within_tolerance_and_says_why(tiny_run):
-    model, labels, boxes = _chain(tiny_run, n=8)
-    choice, gen = choose_backend(model, labels, boxes)
+    model, chain = _chain(tiny_run, n=8)
+    choice, gen = choose_backend(model, chain)
     assert choice.measured["torch/fp32"]["max_diff"] == 0
     assert choice.measured[f"{choice.backend}/{choice.precision}"]["max_diff"] <= TOLERANCE
     assert choice.backend in choice.describe() and "frames/s" in choice.reason
-    assert max_difference(_frames(gen, labels, boxes), _frames(Generator(model), labels, boxes)) <= TOLERANCE
-    strict, _ = choose_backend(model, labels, boxes, tolerance=-1)  # no accelerated candidate qualifies
+    assert max_difference(_frames(gen, chain), _frames(Generator(model), chain)) <= TOLERANCE
+    strict, _ = choose_backend(model, chain, tolerance=-1)  # no accelerated candidate qualifies
     assert (strict.backend, strict.precision) == ("torch", "fp32") and "refused" in strict.reason
 
 
@@ -93,17 +91,19 @@ def test_export_round_trip_with_onnxruntime_alone(tiny_run, tmp_path):
     assert res.face_model is not None and res.face_model.is_file()
     props = {p.key: p.value for p in onnx.load(str(res.model)).metadata_props}
     assert props["dancenow.format"] == FORMAT
-    model, labels, boxes = _chain(tiny_run)
+    model, chain = _chain(tiny_run)
     assert json.loads(props["dancenow.person_spec"]) == {
-        "label_channels": 3, "use_temporal": True, "use_background": True, "use_window": True}
+        "label_channels": 3, "use_temporal": True, "use_background": True, "use_window": True,
+        "window_multiple": 0}
     exported = load_onnx(res.model)
     assert exported.size == model.size and exported.render == model.config.render
     assert exported.target_stats == model.target_stats and exported.face_box_size == model.face_box_size
     w, h = exported.size
     labels2 = [render_pose(k, w, h, exported.render) for k in make_tiny_poses(12, phase=1.3).keypoints]
-    assert all(np.array_equal(a, b) for a, b in zip(labels, labels2))
-    ref = _frames(Generator(model), labels, boxes)
-    assert max_difference(_frames(exported.generator, labels2, boxes), ref) <= TOLERANCE
+    assert all(np.array_equal(a, b) for a, b in zip(chain.labels, labels2))
+    ref = _frames(Generator(model), chain)
+    out = _frames(exported.generator, Chain(labels2, chain.boxes, [None] * len(labels2)))
+    assert max_difference(out, ref) <= TOLERANCE
 
 
 def test_export_refuses_bad_names_and_files(tiny_run, tmp_path):

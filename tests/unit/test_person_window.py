@@ -75,3 +75,21 @@ def test_feather_fades_inner_edges_only():
     assert float(f[0, 0, 16, 31]) < 0.5          # inner edges fade
     assert float(f[0, 0, 0, 16]) < 0.5 and float(f[0, 0, 31, 16]) < 0.5
     assert float(f[0, 0, 16, 16]) == 1.0         # the middle is untouched
+
+
+def test_coarser_window_steps_give_fewer_shapes_never_past_the_frame():
+    torch.manual_seed(0)
+    shapes = {16: set(), 48: set()}
+    for k in range(40):
+        lab = -torch.ones(1, 3, 64, 96)
+        h, w = 10 + k % 23, 8 + (3 * k) % 29
+        lab[0, :, 5 : 5 + h, 20 : 20 + w] = 1.0
+        for step in shapes:
+            (x0, y0, x1, y1), = person_windows([lab], multiple=16, margin=4, round_to=step)
+            assert (x1 - x0) % 16 == 0 and (y1 - y0) % 16 == 0
+            assert x1 - x0 >= w + 8 and y1 - y0 >= h + 8 and x1 <= 96 and y1 <= 64
+            shapes[step].add((x1 - x0, y1 - y0))
+    assert len(shapes[48]) < len(shapes[16])
+    assert all((w % 48 == 0 or w == 96) and (h % 48 == 0 or h == 64) for w, h in shapes[48])
+    with pytest.raises(ValueError, match="round_to"):
+        person_windows([lab], multiple=16, round_to=24)

@@ -171,3 +171,17 @@ def test_precision_auto_is_measured_and_saved(tiny_data, tmp_path):
           progress=False)
     saved = RunDir(tmp_path / "run").load_config().train.precision
     assert saved in ("fp32", "bf16")
+
+
+def test_temporal_difference_loss_is_reported_and_trains(tiny_data, tmp_path):
+    import json
+
+    from conftest import tiny_train_config
+    from dancenow.train.loop import train
+
+    run = tmp_path / "run"
+    train(tiny_data, run, tiny_train_config(lambda_temporal=5.0, use_face_gan=False, window_multiple=32),
+          progress=False)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    temporal = [r["G_temporal"] for r in rows if "G_temporal" in r]
+    assert temporal and all(v > 0 for v in temporal)

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dancenow.errors import InputError
-from dancenow.pose.render import RenderStyle, render_pose
+from dancenow.pose.render import RenderStyle, render_crop, render_pose
 from dancenow.pose.schema import PoseSequence
 from dancenow.tensors import to_tensor
 from dancenow.video import read_image
@@ -71,6 +71,22 @@ class PreparedData:
         w, h = self.size
         return render_pose(self.poses.keypoints[i], w, h, style)
 
+    @property
+    def face_hr_size(self) -> int:
+        """Side of the full-resolution face crops in faces/ (0: none were made)."""
+        return int(self.manifest.get("face_hr_size", 0))
+
+    def has_face(self, i: int) -> bool:
+        return bool(self.face_boxes[i, 0] >= 0)
+
+    def read_face(self, i: int) -> np.ndarray:
+        """(S, S, 3) uint8: frame i's face box cut from the original video (S = face_hr_size)."""
+        return _read(self.root / "faces" / f"{i:06d}.png", "face crop")
+
+    def face_label(self, i: int, style: RenderStyle = RenderStyle()) -> np.ndarray:
+        """(S, S, 3) uint8: frame i's stick figure inside its face box, drawn at S x S."""
+        return render_crop(self.poses.keypoints[i], self.face_boxes[i], self.face_hr_size, style)
+
 
 def _read(path: Path, what: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB image of the prepared data; InputError saying to re-run prepare."""
@@ -88,6 +104,9 @@ class PairSample:
     image_prev, image: (B, 3, H, W) real frames in [-1, 1]
     face_box: (B, 4) int64 x0, y0, x1, y1 of frame t (-1 where no face)
     index: (B,) int64 frame index t
+    face_label, face_image: (B, 3, S, S) frame t's face box at the face's full resolution
+        (stick figure, real crop from the original video; zeros where no face), or None
+        where the data has no full-resolution faces
     """
 
     label_prev: torch.Tensor
@@ -96,9 +115,12 @@ class PairSample:
     image: torch.Tensor
     face_box: torch.Tensor
     index: torch.Tensor
+    face_label: torch.Tensor | None = None
+    face_image: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "PairSample":
-        return PairSample(*(getattr(self, f).to(device, non_blocking=True) for f in self.__dataclass_fields__))
+        return PairSample(*(None if (t := getattr(self, f)) is None else t.to(device, non_blocking=True)
+                            for f in self.__dataclass_fields__))
 
 
 class PairDataset(Dataset):
@@ -125,7 +147,15 @@ class PairDataset(Dataset):
             self._cache[i] = self.data.read_frame(i)
         return self._cache[i]
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, ...]:
+    def _faces(self, t: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        s = self.data.face_hr_size
+        if not s:
+            return None, None
+        if not self.data.has_face(t):
+            return torch.zeros(3, s, s), torch.zeros(3, s, s)
+        return to_tensor(self.data.face_label(t, self.style)), to_tensor(self.data.read_face(t))
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor | None, ...]:
         t = self.start + 1 + int(k)
         return (
             to_tensor(self.data.label(t - 1, self.style)),
@@ -134,8 +164,9 @@ class PairDataset(Dataset):
             to_tensor(self._frame(t)),
             torch.from_numpy(self.data.face_boxes[t].astype(np.int64)),
             torch.tensor(t, dtype=torch.int64),
+            *self._faces(t),
         )
 
 
-def collate_pairs(items: list[tuple[torch.Tensor, ...]]) -> PairSample:
-    return PairSample(*(torch.stack(parts) for parts in zip(*items)))
+def collate_pairs(items: list[tuple[torch.Tensor | None, ...]]) -> PairSample:
+    return PairSample(*(None if parts[0] is None else torch.stack(parts) for parts in zip(*items)))

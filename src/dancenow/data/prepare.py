@@ -8,6 +8,9 @@ Layout of DATA_DIR:
     background.png      static background plate (median of frames with the person masked out)
     face_boxes.npy      (T, 4) int32 x0, y0, x1, y1 in output pixels; all -1 where no face
     frames/000000.png   cropped, resized RGB frames
+    faces/000000.png    the face box cut from the original video at the face's own resolution
+                        (face_hr_size x face_hr_size), for frames with a face; only when the
+                        video has at least 1.5x the prepared frames' detail there
 
 One fixed crop box is used for the whole video, so the person's scale and position stay real:
 the person's extent over the video (the union of their boxes, with a margin) in the output's
@@ -59,6 +62,7 @@ class PrepareConfig:
     min_detected_fraction: float = 0.5
     conf_threshold: float = 0.1
     max_cut_fraction: float = 0.5     # fail when the video's edge cuts the person in more frames than this
+    face_size: int = 128              # largest side of the full-resolution face crops (0: none)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
     def __post_init__(self) -> None:
@@ -123,6 +127,22 @@ def crop_box(extent: tuple[float, float, float, float], frame_w: int, frame_h: i
     w, h = (h * aspect, h) if w / h < aspect else (w, w / aspect)
     w, h = int(np.ceil(w)), int(np.ceil(h))
     return _place(x0, x1, w, frame_w), _place(y0, y1, h, frame_h), w, h
+
+
+def face_hr_size(side: int, box: tuple[int, int, int, int], out_w: int, max_size: int) -> int:
+    """Side of the full-resolution face crops: the prepared face box's side in video pixels,
+    rounded down to a multiple of 16 and capped at `max_size`; 0 (none) where that is not at
+    least 1.5x the prepared side (the video has no more detail than the prepared frames)."""
+    hr = min(int(max_size), 16 * int(side * box[2] / out_w // 16))
+    return hr if hr >= 1.5 * side else 0
+
+
+def face_crop_box(face_box: np.ndarray, box: tuple[int, int, int, int], out_w: int) -> tuple[int, int, int, int]:
+    """A prepared frame's face box (x0, y0, x1, y1, output pixels) as a crop (x0, y0, w, h) of the video."""
+    s = box[2] / out_w
+    x0, y0 = box[0] + face_box[0] * s, box[1] + face_box[1] * s
+    side = int(round((face_box[2] - face_box[0]) * s))
+    return int(round(x0)), int(round(y0)), side, side
 
 
 def cut_by_frame(keypoints: np.ndarray, width: int, height: int, conf: float) -> np.ndarray:
@@ -221,18 +241,19 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     kp = transform_keypoints(smooth.keypoints, box, out_w, out_h)
     poses = PoseSequence(kp, out_w, out_h, fps, sub.timestamps,
                          {"source": str(video), "source_sha256": digest, "crop_box": list(box)})
-    _write_frames(video, out, digest, keep, box, (out_w, out_h), progress)
+    fboxes, side = face_boxes(kp, out_w, out_h, cfg.conf_threshold)
+    hr = face_hr_size(side, box, out_w, cfg.face_size)
+    _write_frames(video, out, digest, keep, box, (out_w, out_h), (fboxes, hr), progress)
     n = len(keep)
     sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
     frames = np.stack([read_image(out / "frames" / f"{j:06d}.png") for j in sample])
     write_image(out / "background.png", estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold)))
-    fboxes, side = face_boxes(kp, out_w, out_h, cfg.conf_threshold)
     with atomic_path(out / "face_boxes.npy") as tmp:
         np.save(tmp, fboxes, allow_pickle=False)
     poses.save(out / "poses.npz")
     stats = compute_stats(poses)
     write_json(out / TARGET_STATS_FILE, stats.to_dict())
-    write_json(manifest_path, _manifest(video, meta, digest, cfg, poses, box, side, detected, len(raw), stats))
+    write_json(manifest_path, _manifest(video, meta, digest, cfg, poses, box, (side, hr), detected, len(raw), stats))
     return out
 
 
@@ -274,15 +295,21 @@ def _check_person(video: Path, raw: PoseSequence, cfg: PrepareConfig) -> np.ndar
 
 
 def _write_frames(video: Path, out: Path, digest: str, keep: np.ndarray, box: tuple[int, int, int, int],
-                  size: tuple[int, int], progress: bool) -> None:
-    """frames/NNNNNN.png, resumable: a state file pins the crop; frames with the same crop are kept."""
-    frames_dir = out / "frames"
-    frames_dir.mkdir(exist_ok=True)
-    state = {"sha256": digest, "crop_box": list(box), "size": list(size), "keep": len(keep)}
+                  size: tuple[int, int], faces: tuple[np.ndarray, int], progress: bool) -> None:
+    """frames/NNNNNN.png and faces/NNNNNN.png (face boxes at `hr` pixels, hr 0: none) in one
+    decoding pass, resumable: a state file pins the crops; files with the same crops are kept."""
+    frames_dir, faces_dir = out / "frames", out / "faces"
+    fboxes, hr = faces
+    state = {"sha256": digest, "crop_box": list(box), "size": list(size), "keep": len(keep),
+             "face_hr_size": hr, "face_boxes": hashlib.sha256(fboxes.tobytes()).hexdigest()}
     state_path = out / "prepare_state.json"
-    if state_path.is_file() and json.loads(state_path.read_text()) != state:
-        for f in frames_dir.glob("*.png"):
-            f.unlink()
+    old = json.loads(state_path.read_text()) if state_path.is_file() else None
+    for d, same in ((frames_dir, old is not None and all(old.get(k) == state[k] for k in list(state)[:4])),
+                    (faces_dir, old == state)):
+        if d.is_dir() and not same:
+            for f in d.glob("*.png"):
+                f.unlink()
+        d.mkdir(exist_ok=True)
     write_json(state_path, state)
     keep_set = {int(i): j for j, i in enumerate(keep)}
     bar = tqdm(total=len(keep), desc="frames", unit="frame", disable=not progress)
@@ -293,16 +320,20 @@ def _write_frames(video: Path, out: Path, digest: str, keep: np.ndarray, box: tu
         path = frames_dir / f"{j:06d}.png"
         if not path.is_file():
             write_image(path, crop_resize(frame.image, box, *size))
+        face_path = faces_dir / f"{j:06d}.png"
+        if hr and fboxes[j, 0] >= 0 and not face_path.is_file():
+            write_image(face_path, crop_resize(frame.image, face_crop_box(fboxes[j], box, size[0]), hr, hr))
         bar.update()
     bar.close()
     n = len(keep)
-    missing = [j for j in range(n) if not (frames_dir / f"{j:06d}.png").is_file()]
+    missing = [j for j in range(n) if not (frames_dir / f"{j:06d}.png").is_file()
+               or (hr and fboxes[j, 0] >= 0 and not (faces_dir / f"{j:06d}.png").is_file())]
     if missing:
         raise InputError(video, f"decoded fewer frames than detected ({n - len(missing)} of {n})")
 
 
 def _manifest(video: Path, meta: VideoMeta, digest: str, cfg: PrepareConfig, poses: PoseSequence,
-              box: tuple[int, int, int, int], side: int, detected: np.ndarray, n_raw: int,
+              box: tuple[int, int, int, int], face: tuple[int, int], detected: np.ndarray, n_raw: int,
               stats: NormStats) -> dict:
     kp, n = poses.keypoints, len(poses)
     n_val = max(1, int(round(cfg.val_fraction * n))) if n >= 10 else 0
@@ -317,7 +348,8 @@ def _manifest(video: Path, meta: VideoMeta, digest: str, cfg: PrepareConfig, pos
         "crop_box": list(box),
         "n_frames": n,
         "split": {"train": [0, n - n_val], "val": [n - n_val, n]},
-        "face_box_size": side,
+        "face_box_size": face[0],
+        "face_hr_size": face[1],
         "detection": {"frames_without_person": int((~detected).sum()), "frames": n_raw,
                       "face_rate": float(face_found.mean()), "hand_rate": float(hands_found.mean())},
         "normalization": stats.to_dict(),

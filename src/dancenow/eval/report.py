@@ -59,6 +59,7 @@ from dancenow.eval.metrics import (
     psnr,
     ssim,
 )
+from dancenow.pose.render import crop_keypoints
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import RunConfig, RunDir, load_trained
 from dancenow.transfer.pipeline import TransferPipeline
@@ -129,6 +130,9 @@ class EvalReport:
     frames along the real frames' optical flow. sharpness_*: the generated crops' high-frequency
     energy over the real crops' (`eval.metrics.sharpness_ratio`, 1 = as sharp). identity: the
     generated face against the real one (`eval.identity`), over frames with a placeable real face.
+    face_full: where the data holds the faces at full resolution (cut from the original video),
+    the generated face at that resolution against them: the model's own full-resolution face, or
+    its face crop upsampled (bicubic) when it makes none; identity is then measured on these.
     """
 
     name: str
@@ -149,6 +153,9 @@ class EvalReport:
     sharpness_body: float = math.nan      # generated / real high-frequency energy of the body crops
     sharpness_face: float = math.nan
     identity: IdentityScores | None = None  # None: dlib not installed
+    face_full: CropScores | None = None     # the face at full resolution (data with faces/), else None
+    sharpness_face_full: float = math.nan
+    identity_on: str = "frames"             # "frames" or "full-resolution faces": what identity compared
     notes: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -270,15 +277,18 @@ def _crop_pair(real: np.ndarray, gen: np.ndarray,
     return real[y0:y1, x0:x1], gen[y0:y1, x0:x1]
 
 
-def _face_closeups(real: np.ndarray, gen: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Face close-ups (real | generated) enlarged to the frame's height (grey where no face)."""
+def _face_closeups(real: np.ndarray, gen: np.ndarray, box: np.ndarray,
+                   full: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Face close-ups (real | generated) enlarged to the frame's height (grey where no face); at
+    full resolution where `full` (real, generated) faces are given."""
     h = real.shape[0]
     if box[0] < 0:
         return np.full((h, h, 3), 128, np.uint8)
     x0, y0, x1, y1 = (int(v) for v in box)
     side = h // 2
-    ups = [cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (side, side), interpolation=cv2.INTER_NEAREST)
-           for img in (real, gen)]
+    crops = full if full is not None else (real[y0:y1, x0:x1], gen[y0:y1, x0:x1])
+    interp = cv2.INTER_AREA if full is not None and full[0].shape[0] > side else cv2.INTER_NEAREST
+    ups = [cv2.resize(np.ascontiguousarray(img), (side, side), interpolation=interp) for img in crops]
     tile = np.full((h, side, 3), 128, np.uint8)
     tiles = []
     for u in ups:
@@ -295,12 +305,13 @@ class _Accumulator:
         self.ref = ref
         self.contact = contact
         self.identity = identity
-        self.energy = {part: [0.0, 0.0] for part in ("body", "face")}  # generated, real high-frequency energy
+        parts = ("body", "face", "face_full")
+        self.energy = {part: [0.0, 0.0] for part in parts}  # generated, real high-frequency energy
         self.rows: list[np.ndarray] = []
         self.scores: dict[str, dict[str, list[float]]] = {
-            part: {"ssim": [], "psnr": [], "perceptual": []} for part in ("body", "face")
+            part: {"ssim": [], "psnr": [], "perceptual": []} for part in parts
         }
-        self.skipped = {"body": 0, "face": 0}
+        self.skipped = {part: 0 for part in parts}
         self.flicker_gen: list[float] = []
         self.flicker_real: list[float] = []
         self.prev: tuple[np.ndarray, np.ndarray] | None = None
@@ -319,14 +330,34 @@ class _Accumulator:
         s["psnr"].append(psnr(gen, real, cap=PSNR_CAP_DB))
         s["perceptual"].append(self.ref.metric(gen, real))
 
-    def add(self, k: int, real: np.ndarray, label: np.ndarray, gen: np.ndarray) -> None:
+    def _full_faces(self, k: int, gen: np.ndarray, face: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(real, generated) faces at the data's full resolution for held-out frame k, or None."""
+        data, i = self.ref.data, self.ref.start + k
+        if not data.face_hr_size or not data.has_face(i):
+            return None
+        s = data.face_hr_size
+        if face is None:
+            x0, y0, x1, y1 = (int(v) for v in data.face_boxes[i])
+            face = cv2.resize(np.ascontiguousarray(gen[y0:y1, x0:x1]), (s, s), interpolation=cv2.INTER_CUBIC)
+        return data.read_face(i), face
+
+    def add(self, k: int, real: np.ndarray, label: np.ndarray, gen: np.ndarray, face: np.ndarray | None = None) -> None:
+        """Score held-out frame k: real and generated frames, and the model's full-resolution face if any."""
         if real.shape != gen.shape:
             raise DancenowError(f"generated frame {gen.shape} and real frame {real.shape} differ in size")
         h, w = real.shape[:2]
         self._score("body", _crop_pair(real, gen, body_box(self.ref.inputs[k], w, h, BODY_MARGIN, CONF_THRESHOLD)))
         fb = self.ref.data.face_boxes[self.ref.start + k]
         self._score("face", _crop_pair(real, gen, None if fb[0] < 0 else fb))
-        if self.identity is not None:
+        full = self._full_faces(k, gen, face)
+        if self.ref.data.face_hr_size:
+            self._score("face_full", full)
+        if self.identity is not None and self.ref.data.face_hr_size:
+            if full is None:
+                self.identity.skipped += 1
+            else:
+                self.identity.add(*full, crop_keypoints(self.ref.inputs[k], fb, self.ref.data.face_hr_size))
+        elif self.identity is not None:
             self.identity.add(real, gen, self.ref.inputs[k])
         if self.prev is not None:
             prev_real, prev_gen = self.prev
@@ -335,7 +366,7 @@ class _Accumulator:
             self.flicker_real.append(float(flicker_series([prev_real, real], flows)[0]))
         self.prev = (real, gen)
         if k in self.contact:
-            self.rows.append(np.concatenate([real, label, gen, _face_closeups(real, gen, fb)], axis=1))
+            self.rows.append(np.concatenate([real, label, gen, _face_closeups(real, gen, fb, full)], axis=1))
         self.count += 1
 
     def sharpness(self, part: str) -> float:
@@ -424,7 +455,7 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
         for f in TransferPipeline(model).frames_for(poses):
             t1 = time.time()
             gen_s[0] += t1 - t
-            acc.add(f.index, data.read_frame(ref.start + f.index), f.label, f.image)
+            acc.add(f.index, data.read_frame(ref.start + f.index), f.label, f.image, f.face)
             t = time.time()
             metric_s[0] += t - t1
             bar.update()
@@ -459,6 +490,9 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
         sharpness_body=acc.sharpness("body"),
         sharpness_face=acc.sharpness("face"),
         identity=acc.identity.scores() if acc.identity is not None else None,
+        face_full=acc.crop_scores("face_full") if data.face_hr_size else None,
+        sharpness_face_full=acc.sharpness("face_full"),
+        identity_on="full-resolution faces" if data.face_hr_size else "frames",
         notes=tuple(notes),
         seconds={"generate": round(gen_s[0], 3), "image_metrics": round(metric_s[0], 3),
                  "detect_generated": round(total - gen_s[0] - metric_s[0], 3),
@@ -525,7 +559,21 @@ def _tables(reports: Sequence[EvalReport]) -> list[str]:
     lines += _table(["", "Body sharpness", "Face sharpness", "Identity distance", "Same person", "Faces (skipped)"],
                     [[r.name, _fmt(r.sharpness_body, 3), _fmt(r.sharpness_face, 3)] + _identity_cells(r.identity)
                      for r in reports])
+    if r0.face_full is not None:
+        lines += ["", f"Identity was measured on the faces at full resolution. The face at full resolution "
+                      "(the face box cut from the original video; a model without full-resolution faces is "
+                      "scored on its face crop upsampled, bicubic):", ""]
+        lines += _table(["", "Face SSIM ↑", f"Face {m} ↓", "Face PSNR ↑", "Face sharpness", "Faces (skipped)"],
+                        [[r.name] + _full_face_cells(r) for r in reports])
     return lines
+
+
+def _full_face_cells(r: EvalReport) -> list[str]:
+    f = r.face_full
+    if f is None:
+        return ["–"] * 5
+    return [_fmt(f.ssim, 4), _fmt(f.perceptual, 4), _fmt(f.psnr, 2), _fmt(r.sharpness_face_full, 3),
+            f"{f.frames} ({f.skipped})"]
 
 
 def _identity_cells(s: IdentityScores | None) -> list[str]:

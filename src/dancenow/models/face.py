@@ -37,6 +37,8 @@ from dancenow.models.blocks import (
 from dancenow.models.discriminator import DiscriminatorConfig
 from dancenow.tensors import crop_faces, paste_faces
 
+FEATHER = 8  # a full-resolution face is blended in over side / FEATHER pixels at its box's edges
+
 
 @dataclass(frozen=True)
 class FaceGeneratorConfig:
@@ -148,3 +150,26 @@ def refine_faces(face_generator: nn.Module, labels: torch.Tensor, frames: torch.
     if len(keep) == 0:
         return frames
     return paste_faces(frames, boxes, keep, face_generator(lab_c, fake_c).float())
+
+
+def upsample_face(crops: torch.Tensor, size: int) -> torch.Tensor:
+    """(K, C, s, s) face crops of a generated frame -> (K, C, size, size), bilinear."""
+    return nn.functional.interpolate(crops.float(), size=(size, size), mode="bilinear", align_corners=False)
+
+
+def refine_faces_hr(face_generator: nn.Module, face_labels: torch.Tensor, frames: torch.Tensor,
+                    boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The face GAN at the face's own resolution: (frames with the refined faces pasted back at
+    the frames' scale, feathered; the refined faces (K, 3, S, S) clamped; kept indices (K,)).
+
+    face_labels: (B, 3, S, S) the stick figure inside each face box drawn at S x S (as in
+    training); frames: (B, 3, H, W); boxes: (B, 4) (-1 rows: no face, left as they are).
+    """
+    keep, (fake_c,) = crop_faces(boxes, frames)
+    if len(keep) == 0:
+        return frames, fake_c, keep
+    size, side = face_labels.shape[-1], fake_c.shape[-1]
+    faces = face_generator(face_labels[keep], upsample_face(fake_c, size)).float().clamp(-1, 1)
+    small = nn.functional.interpolate(faces, size=(side, side), mode="bilinear", antialias=True,
+                                      align_corners=False)
+    return paste_faces(frames, boxes, keep, small, feather=max(1, side // FEATHER)), faces, keep

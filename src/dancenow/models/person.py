@@ -37,10 +37,13 @@ class PersonSpec:
     use_temporal: bool = True
     use_background: bool = True
     use_window: bool = False  # needs use_background: the plate fills the frame outside the window
+    window_multiple: int = 0  # window sides rounded up to this (0: the generator's size multiple)
 
     def __post_init__(self) -> None:
         if self.use_window and not self.use_background:
             raise ValueError("PersonSpec: use_window needs use_background (the plate fills the rest of the frame)")
+        if self.window_multiple < 0:
+            raise ValueError(f"PersonSpec: window_multiple must be >= 0, got {self.window_multiple}")
 
     @property
     def in_channels(self) -> int:
@@ -74,13 +77,15 @@ def window_margin(width: int, height: int) -> int:
     return max(4, round(max(width, height) / 16))
 
 
-def person_windows(labels: Sequence[torch.Tensor], multiple: int, margin: int | None = None) -> list[Window]:
+def person_windows(labels: Sequence[torch.Tensor], multiple: int, margin: int | None = None,
+                   round_to: int | None = None) -> list[Window]:
     """One window per sample covering the drawn pixels of every label in `labels` (e.g. the
     pose images of frames t-1 and t, each (B, C, H, W) in [-1, 1], background -1).
 
     Each box is grown by `margin`; all windows of the batch get the size of the largest,
-    rounded up to `multiple` (H and W must be multiples of it), each centred on its own
-    person and moved inside the frame. A sample with nothing drawn gets the whole frame.
+    rounded up to `round_to` (default `multiple`; a multiple of it) and at most the frame (H and W
+    must be multiples of `multiple`), each centred on its own person and moved inside the frame.
+    A sample with nothing drawn gets the whole frame.
     """
     h, w = labels[0].shape[-2:]
     if h % multiple or w % multiple:
@@ -101,8 +106,11 @@ def person_windows(labels: Sequence[torch.Tensor], multiple: int, margin: int | 
         return [(0, 0, w, h)] * len(boxes)
     bw = max(b[2] - b[0] for b in boxes)
     bh = max(b[3] - b[1] for b in boxes)
-    bw = min(w, max(multiple, math.ceil(bw / multiple) * multiple))
-    bh = min(h, max(multiple, math.ceil(bh / multiple) * multiple))
+    r = multiple if round_to is None else int(round_to)
+    if r % multiple:
+        raise ValueError(f"person_windows: round_to {r} is not a multiple of {multiple}")
+    bw = min(w, max(r, math.ceil(bw / r) * r))
+    bh = min(h, max(r, math.ceil(bh / r) * r))
     out = []
     for x0, y0, x1, y1 in boxes:
         cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
@@ -196,7 +204,8 @@ class PersonGenerator(nn.Module):
         """The person windows of a batch (None when this generator works on whole frames)."""
         if not self.spec.use_window:
             return None
-        return person_windows(labels, self.size_multiple)
+        m = self.size_multiple
+        return person_windows(labels, m, round_to=max(m, -(-self.spec.window_multiple // m) * m))
 
     def _run(self, label: torch.Tensor, previous: torch.Tensor | None, bg: torch.Tensor | None,
              feather: torch.Tensor | None = None) -> torch.Tensor:

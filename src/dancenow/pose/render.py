@@ -104,6 +104,24 @@ def render_pose(keypoints: np.ndarray, width: int, height: int, style: RenderSty
     return draw_pose(img, np.asarray(keypoints, dtype=np.float32), style)
 
 
+def crop_keypoints(keypoints: np.ndarray, box: np.ndarray | tuple, size: int) -> np.ndarray:
+    """(..., 137, 3) keypoints in frame pixels -> the same points in the pixels of the square
+    `box` (x0, y0, x1, y1) resized to size x size; missing points stay missing."""
+    kp = np.array(keypoints, dtype=np.float32, copy=True)
+    x0, y0, x1, _ = (float(v) for v in box)
+    s = size / (x1 - x0)
+    kp[..., 0] = (kp[..., 0] - x0) * s
+    kp[..., 1] = (kp[..., 1] - y0) * s
+    return kp
+
+
+def render_crop(keypoints: np.ndarray, box: np.ndarray | tuple, size: int,
+                style: RenderStyle = RenderStyle()) -> np.ndarray:
+    """The stick figure of the square `box` (x0, y0, x1, y1, frame pixels) drawn at size x size:
+    the face GAN's label at the face's real resolution, with strokes as thin as at that size."""
+    return render_pose(crop_keypoints(keypoints, box, size), size, size, style)
+
+
 def render_sequence(seq: PoseSequence, style: RenderStyle = RenderStyle()) -> Iterator[np.ndarray]:
     """Yield one stick-figure image per frame of `seq`, at the sequence's frame size."""
     for kp in seq.keypoints:

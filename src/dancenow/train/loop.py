@@ -177,7 +177,8 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
         if info.is_main and progress:
             measured = ", ".join(f"{k} {v:.3f}" for k, v in timings.items())
             print(f"precision auto: {chosen}" + (f" (s/step measured: {measured})" if measured else ""))
-    ctx = StepContext(cfg, device, info, GANLoss(), vgg, config.data.face_box_size)
+    ctx = StepContext(cfg, device, info, GANLoss(), vgg, config.data.face_box_size,
+                      face_hr=cfg.use_face_hr and config.data.face_hr_size > 0)
     if info.is_main:
         run.save_config(config)
     sink = MetricsSink(run, write=info.is_main, progress=progress)

@@ -5,7 +5,9 @@ body_step (temporal smoothing as in the paper):
     D judges (pose_{t-1}, pose_t, frame_{t-1}, frame_t), real vs generated;
     G loss = LSGAN + lambda_feat * feature matching + lambda_vgg * VGG (+ lambda_l1 * L1).
 face_step: G frozen; a residual face generator refines the face crop of fake_t and a
-70x70 PatchGAN judges (pose crop, face crop).
+70x70 PatchGAN judges (pose crop, face crop). Where the data has full-resolution faces, the
+crops are the face box at that resolution: the stick figure drawn at it, fake_t's crop
+upsampled to it, and the real crop cut from the original video.
 
 Where to add a new loss: a term of `_generator_losses` (body) or of `face_step` (face),
 weighted by a new `TrainConfig` field, and reported in the returned dict.
@@ -13,6 +15,7 @@ weighted by a new `TrainConfig` field, and reported in the returned dict.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +24,7 @@ from torch import nn
 from dancenow.config import TrainConfig
 from dancenow.data.dataset import PairSample
 from dancenow.device import autocast
+from dancenow.models.face import upsample_face
 from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
 from dancenow.models.person import crop_windows, person_windows
 from dancenow.tensors import crop_faces
@@ -38,6 +42,7 @@ class StepContext:
     gan: GANLoss
     vgg: VGGPerceptualLoss | None
     face_side: int  # the data's face box size (a stand-in crop when a rank has no face)
+    face_hr: bool = False  # train the face GAN on full-resolution crops where the batch has them
 
     def autocast(self):
         return autocast(self.device, self.cfg.precision)
@@ -48,7 +53,8 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 def _map(b: PairSample, f) -> PairSample:
-    return PairSample(f(b.label_prev), f(b.label), f(b.image_prev), f(b.image), b.face_box, b.index)
+    return dataclasses.replace(b, label_prev=f(b.label_prev), label=f(b.label), image_prev=f(b.image_prev),
+                               image=f(b.image))
 
 
 def stage_inputs(ctx: StepContext, stage: Stage, batch: PairSample) -> PairSample:
@@ -56,7 +62,7 @@ def stage_inputs(ctx: StepContext, stage: Stage, batch: PairSample) -> PairSampl
     b = batch.to(ctx.device)
     if stage.scale_down:
         b = _map(b, lambda t: nn.functional.avg_pool2d(t, 2))
-        b = PairSample(b.label_prev, b.label, b.image_prev, b.image, b.face_box // 2, b.index)
+        b = dataclasses.replace(b, face_box=b.face_box // 2)
     if ctx.cfg.channels_last:
         b = _map(b, lambda t: t.contiguous(memory_format=torch.channels_last))
     return b
@@ -83,13 +89,16 @@ def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: 
     zero = torch.zeros((), device=ctx.device)
     losses = {"G_gan": ctx.gan(pred_fake, True),
               "G_feat": feature_matching_loss(pred_fake, pred_real, cfg.n_layers_D, cfg.num_D) * cfg.lambda_feat,
-              "G_vgg": zero, "G_l1": zero}
+              "G_vgg": zero, "G_l1": zero, "G_temporal": zero}
     pairs = [(fake, b.image, b.label)] + ([(fake_prev, b.image_prev, b.label_prev)] if fake_prev is not None else [])
     if ctx.vgg is not None and cfg.lambda_vgg > 0:
         vp = pairs if cfg.vgg_on_both_frames else pairs[:1]
         losses["G_vgg"] = sum(_vgg(ctx, stage, f, r, lab) for f, r, lab in vp) / len(vp) * cfg.lambda_vgg
     if cfg.lambda_l1 > 0:
         losses["G_l1"] = sum(nn.functional.l1_loss(f.float(), r.float()) for f, r, _ in pairs) / len(pairs) * cfg.lambda_l1
+    if cfg.lambda_temporal > 0 and fake_prev is not None:  # change like the real frames change (less flicker)
+        losses["G_temporal"] = nn.functional.l1_loss((fake - fake_prev).float(),
+                                                     (b.image - b.image_prev).float()) * cfg.lambda_temporal
     return losses
 
 
@@ -119,7 +128,7 @@ def body_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float) -> d
             fake_pair = torch.cat([b.label, fake], dim=1)
             real_pair = torch.cat([b.label, b.image], dim=1)
         losses = _generator_losses(ctx, stage, b, fake_prev, fake, fake_pair, real_pair)
-        loss_g = losses["G_gan"] + losses["G_feat"] + losses["G_vgg"] + losses["G_l1"]
+        loss_g = sum(losses.values())
     stage.optims["G"].step(loss_g)
     _unwrap(stage.train_views["D"]).requires_grad_(True)
     with ctx.autocast():
@@ -138,12 +147,15 @@ def _face_crops(ctx: StepContext, stage: Stage, b: PairSample) -> tuple[int, flo
     keep, crops = crop_faces(b.face_box, b.label, fake.float(), b.image)
     if all_reduce_sum(len(keep), ctx.info, ctx.device) == 0:
         return None
-    if len(keep) > 0:
-        return len(keep), 1.0, crops
-    s = ctx.face_side // (2 if stage.scale_down else 1)
-    stand_in = torch.tensor([[0, 0, s, s]], dtype=b.face_box.dtype, device=b.face_box.device)
-    _, crops = crop_faces(stand_in, b.label[:1], fake[:1].float(), b.image[:1])
-    return 1, 0.0, crops
+    weight = 1.0
+    if len(keep) == 0:
+        s = ctx.face_side // (2 if stage.scale_down else 1)
+        stand_in = torch.tensor([[0, 0, s, s]], dtype=b.face_box.dtype, device=b.face_box.device)
+        keep, crops = crop_faces(stand_in, b.label[:1], fake[:1].float(), b.image[:1])
+        weight = 0.0
+    if ctx.face_hr and b.face_image is not None:  # the face's own resolution, from the original video
+        crops = [b.face_label[keep], upsample_face(crops[1], b.face_image.shape[-1]), b.face_image[keep]]
+    return len(keep), weight, crops
 
 
 def face_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float) -> dict[str, float]:

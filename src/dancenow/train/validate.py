@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from dancenow.data.dataset import PreparedData
-from dancenow.models.face import refine_faces
+from dancenow.models.face import refine_faces, refine_faces_hr
 from dancenow.pose.geometry import body_box
 from dancenow.pose.render import RenderStyle
 from dancenow.run import RunDir
@@ -35,7 +35,11 @@ def generate_chain(ctx: StepContext, stage: Stage, data: PreparedData, indices: 
         with ctx.autocast():
             fake = stage.G.step(label, prev).float()
         prev = fake
-        if face_g is not None:
+        if face_g is not None and ctx.face_hr and data.has_face(i):
+            face_label = to_tensor(data.face_label(i, style))[None].to(ctx.device)
+            with ctx.autocast():
+                fake, _, _ = refine_faces_hr(face_g, face_label, fake, face_box_tensor(data.face_boxes[i]))
+        elif face_g is not None:
             with ctx.autocast():
                 fake = refine_faces(face_g, label, fake, face_box_tensor(data.face_boxes[i]))
         outs.append(to_image(fake[0]))

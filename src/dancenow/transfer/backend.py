@@ -32,7 +32,7 @@ from torch import nn
 
 from dancenow.device import autocast
 from dancenow.errors import DancenowError
-from dancenow.models.face import refine_faces
+from dancenow.models.face import refine_faces, refine_faces_hr
 from dancenow.models.person import PersonGenerator, PersonSpec, Window, window_feather, window_margin
 from dancenow.run import TrainedModel
 from dancenow.tensors import face_box_tensor, to_image, to_tensor
@@ -208,6 +208,28 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
     return np.rint((np.clip(frame[0], -1, 1) + 1) * np.float32(127.5)).astype(np.uint8).transpose(1, 2, 0)
 
 
+FaceHr = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+def window_round(multiple: int, window_multiple: int) -> int:
+    """What window sides are rounded up to: `PersonGenerator.windows_for`'s rule."""
+    return max(multiple, -(-window_multiple // multiple) * multiple)
+
+
+def _torch_face_hr(model: TrainedModel) -> FaceHr:
+    """The full-resolution face step in eager PyTorch (its crops are small; the body is what costs):
+    (frame (1, 3, H, W) in [-1, 1], face label (S, S, 3) uint8, box) -> (frame, face (S, S, 3) or None)."""
+
+    @torch.inference_mode()
+    def run(frame: np.ndarray, face_label: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        fl = to_tensor(face_label)[None].to(model.device)
+        out, faces, keep = refine_faces_hr(model.face_generator, fl, torch.from_numpy(frame).to(model.device),
+                                           face_box_tensor(box))
+        return out.float().cpu().numpy(), (to_image(faces[0]) if len(keep) else None)
+
+    return run
+
+
 class ArrayGenerator:
     """Frame-by-frame generation around graph runners: `Generator`'s frames, numpy glue.
 
@@ -217,10 +239,12 @@ class ArrayGenerator:
     """
 
     def __init__(self, spec: PersonSpec, size: tuple[int, int], multiple: int, plate: np.ndarray | None,
-                 body: Runner, face: Runner | None):
-        """spec, size (W, H), multiple (the window's size multiple) and plate ((H, W, 3) uint8, with
-        use_background) describe the model; a run folder is not needed (see `export.load_onnx`)."""
+                 body: Runner, face: Runner | None, face_hr: FaceHr | None = None):
+        """spec, size (W, H), multiple (what window sides are rounded up to) and plate ((H, W, 3)
+        uint8, with use_background) describe the model; a run folder is not needed (see
+        `export.load_onnx`). face_hr: the full-resolution face step, for models that have one."""
         self.spec, self.size, self.multiple, self.body, self.face = spec, tuple(size), int(multiple), body, face
+        self.face_hr = face_hr
         w, h = self.size
         if spec.use_background and (plate is None or plate.shape[:2] != (h, w)):
             raise DancenowError(f"the model needs a {w}x{h} background plate")
@@ -233,7 +257,9 @@ class ArrayGenerator:
     @classmethod
     def for_model(cls, model: TrainedModel, body: Runner, face: Runner | None) -> "ArrayGenerator":
         g = model.generator
-        return cls(g.spec, model.size, g.size_multiple, model.background, body, face)
+        hr = _torch_face_hr(model) if model.face_hr_size else None
+        return cls(g.spec, model.size, window_round(g.size_multiple, g.spec.window_multiple), model.background,
+                   body, None if hr else face, hr)
 
     def reset(self) -> None:
         self.prev = None
@@ -263,15 +289,21 @@ class ArrayGenerator:
         frame[:, :, y0:y1, x0:x1] = out
         return frame, x
 
-    def __call__(self, label: np.ndarray, face_box: np.ndarray | None) -> np.ndarray:
+    def __call__(self, label: np.ndarray, face_box: np.ndarray | None,
+                 face_label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(frame, full-resolution face or None), as `Generator`."""
         frame, x = self._body(label)
         self.prev = frame
-        if self.face is not None and face_box is not None and int(face_box[0]) >= 0:
+        has_face = face_box is not None and int(face_box[0]) >= 0
+        if self.face_hr is not None and face_label is not None and has_face:
+            frame, face = self.face_hr(frame, face_label, face_box)
+            return _to_uint8(frame), face
+        if self.face is not None and has_face:
             x0, y0, x1, y1 = (int(v) for v in face_box)
             crops = [np.ascontiguousarray(a[:, :, y0:y1, x0:x1]) for a in (x, frame)]
             frame = frame.copy()
             frame[:, :, y0:y1, x0:x1] = self.face(crops)
-        return _to_uint8(frame)
+        return _to_uint8(frame), None
 
 
 class Generator:
@@ -288,15 +320,23 @@ class Generator:
         self.prev = None
 
     @torch.inference_mode()
-    def __call__(self, label: np.ndarray, face_box: np.ndarray | None) -> np.ndarray:
+    def __call__(self, label: np.ndarray, face_box: np.ndarray | None,
+                 face_label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(frame, full-resolution face or None). face_label: the stick figure inside the face box
+        drawn at the model's `face_hr_size` (needed where the model has full-resolution faces)."""
         m = self.model
         x = to_tensor(label)[None].to(m.device)
+        face = None
         with autocast(m.device, self.precision):
             out = m.generator.step(x, self.prev).float()
             self.prev = out
-            if m.face_generator is not None:
+            if m.face_generator is not None and face_label is not None and m.face_hr_size:
+                fl = to_tensor(face_label)[None].to(m.device)
+                out, faces, keep = refine_faces_hr(m.face_generator, fl, out, face_box_tensor(face_box))
+                face = to_image(faces[0]) if len(keep) else None
+            elif m.face_generator is not None:
                 out = refine_faces(m.face_generator, x, out, face_box_tensor(face_box))
-        return to_image(out[0])
+        return to_image(out[0]), face
 
 
 # ------------------------------------------------------------------ choosing
@@ -345,15 +385,39 @@ def candidates(model: TrainedModel) -> list[tuple[str, str]]:
     return out
 
 
-def _run_chain(gen, labels: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None]) -> tuple[list[np.ndarray], float]:
+@dataclass(frozen=True, eq=False)
+class Chain:
+    """Consecutive frames' generator inputs: stick figures (H, W, 3), face boxes (4,) or None,
+    and full-resolution face labels (S, S, 3) or None (models with full-resolution faces)."""
+
+    labels: Sequence[np.ndarray]
+    boxes: Sequence[np.ndarray | None]
+    face_labels: Sequence[np.ndarray | None]
+
+    @classmethod
+    def of(cls, model: TrainedModel, keypoints: np.ndarray) -> "Chain":
+        """The inputs for (T, 137, 3) keypoints in the target's pixels, drawn as transfer draws them."""
+        from dancenow.pose.geometry import face_boxes
+        from dancenow.pose.render import render_crop, render_pose
+
+        (w, h), style, hr = model.size, model.config.render, model.face_hr_size
+        boxes = [b if b[0] >= 0 else None for b in face_boxes(keypoints, w, h, side=model.face_box_size)[0]]
+        return cls([render_pose(k, w, h, style) for k in keypoints], boxes,
+                   [render_crop(k, b, hr, style) if hr and b is not None else None for k, b in zip(keypoints, boxes)])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _run_chain(gen, chain: Chain) -> tuple[list[np.ndarray], float]:
     """The frames of one temporal chain, and the frames/s of its second half (the first warms up)."""
     gen.reset()
-    outs, t0, half = [], 0.0, len(labels) // 2
-    for i, (lab, box) in enumerate(zip(labels, boxes)):
+    outs, t0, half = [], 0.0, len(chain) // 2
+    for i, args in enumerate(zip(chain.labels, chain.boxes, chain.face_labels)):
         if i == half:
             t0 = time.perf_counter()
-        outs.append(gen(lab, box))
-    return outs, (len(labels) - half) / max(time.perf_counter() - t0, 1e-9)
+        outs.append(gen(*args)[0])
+    return outs, (len(chain) - half) / max(time.perf_counter() - t0, 1e-9)
 
 
 def max_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> int:
@@ -361,16 +425,15 @@ def max_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> int:
     return max(int(np.abs(x.astype(np.int16) - y.astype(np.int16)).max()) for x, y in zip(a, b))
 
 
-def choose_backend(model: TrainedModel, labels: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None],
-                   tolerance: int = TOLERANCE) -> tuple[BackendChoice, object]:
-    """"auto": measure every candidate on the chain `labels` (e.g. 8-12 frames) and keep the
+def choose_backend(model: TrainedModel, chain: Chain, tolerance: int = TOLERANCE) -> tuple[BackendChoice, object]:
+    """"auto": measure every candidate on `chain` (e.g. 8-12 frames) and keep the
     fastest whose frames stay within `tolerance` of eager fp32 (eager fp32 itself always
     qualifies). Returns (choice, its generator)."""
     graphs = (export_window_net(model), export_face_net(model)) if len(candidates(model)) > 1 else None
     ref, measured, gens = None, {}, {}
     for backend, precision in candidates(model):
         gen = build_generator_for(model, backend, precision, graphs)
-        outs, fps = _run_chain(gen, labels, boxes)
+        outs, fps = _run_chain(gen, chain)
         ref = outs if ref is None else ref
         key = f"{backend}/{precision}"
         measured[key] = {"fps": round(fps, 2), "max_diff": max_difference(outs, ref)}
@@ -379,7 +442,7 @@ def choose_backend(model: TrainedModel, labels: Sequence[np.ndarray], boxes: Seq
     best = max(ok, key=lambda k: ok[k]["fps"])
     refused = sorted(set(measured) - set(ok))
     backend, precision = best.split("/")
-    reason = (f"fastest within {tolerance}/255 of eager fp32 on {len(labels)} frames ("
+    reason = (f"fastest within {tolerance}/255 of eager fp32 on {len(chain)} frames ("
               + ", ".join(f"{k} {v['fps']:.1f} frames/s, diff {v['max_diff']}" for k, v in measured.items()) + ")"
               + (f"; refused for their difference: {', '.join(refused)}" if refused else ""))
     gen = gens[best]
@@ -387,19 +450,16 @@ def choose_backend(model: TrainedModel, labels: Sequence[np.ndarray], boxes: Seq
     return BackendChoice(backend, precision, reason, measured), gen
 
 
-def make_generator(model: TrainedModel, backend: str = "auto", precision: str = "fp32",
-                   labels: Sequence[np.ndarray] = (), boxes: Sequence[np.ndarray | None] = ()):
+def make_generator(model: TrainedModel, backend: str = "auto", precision: str = "fp32", chain: Chain | None = None):
     """A frame generator of `backend` with `.choice` (a `BackendChoice`) set.
 
-    "auto" measures on `labels` / `boxes` (a short chain of this job's stick figures; when
-    empty, `calibration_labels(model)`); the others are taken as asked.
+    "auto" measures on `chain` (a short chain of this job's frames; None or empty:
+    `calibration_chain(model)`); the others are taken as asked.
     """
     if backend not in BACKENDS:
         raise DancenowError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto":
-        if len(labels) == 0:
-            labels, boxes = calibration_labels(model)
-        choice, gen = choose_backend(model, labels, boxes or [None] * len(labels))
+        choice, gen = choose_backend(model, chain if chain is not None and len(chain) else calibration_chain(model))
     else:
         gen = build_generator_for(model, backend, precision)
         choice = BackendChoice(backend, precision, "asked for")
@@ -407,16 +467,11 @@ def make_generator(model: TrainedModel, backend: str = "auto", precision: str = 
     return gen
 
 
-def calibration_labels(model: TrainedModel, n: int = 10) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """A short chain of stick figures in the target's frame: a synthetic dancer's exact poses
-    normalized onto the target's statistics (no source needed, deterministic)."""
-    from dancenow.pose.geometry import face_boxes
+def calibration_chain(model: TrainedModel, n: int = 10) -> Chain:
+    """A short chain in the target's frame: a synthetic dancer's exact poses normalized onto the
+    target's statistics (no source needed, deterministic)."""
     from dancenow.pose.normalize import compute_stats, normalize_poses
-    from dancenow.pose.render import render_pose
     from dancenow.synthetic import make_dance, make_subject, pose_subject
 
-    w, h = model.size
-    seq = pose_subject(make_subject(2), make_dance(3, seconds=n / 10.0 + 2.0, fps=10.0), (w, h))
-    kp = normalize_poses(seq, compute_stats(seq), model.target_stats).keypoints[10:10 + n]
-    boxes, _ = face_boxes(kp, w, h, side=model.face_box_size)
-    return [render_pose(k, w, h, model.config.render) for k in kp], list(boxes)
+    seq = pose_subject(make_subject(2), make_dance(3, seconds=n / 10.0 + 2.0, fps=10.0), model.size)
+    return Chain.of(model, normalize_poses(seq, compute_stats(seq), model.target_stats).keypoints[10:10 + n])

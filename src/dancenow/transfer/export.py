@@ -11,8 +11,9 @@ me.face.onnx refines the face crop: inputs `label`, `image` (1, 3, s, s), output
 Everything else a program needs is in me.onnx's metadata_props (all strings, JSON where
 structured): `dancenow.format` (FORMAT), `dancenow.version`, `dancenow.person_spec`,
 `dancenow.render_style` (how to draw the stick figures: `dancenow.pose.render`),
-`dancenow.frame_size` [W, H], `dancenow.size_multiple`, `dancenow.window_margin`,
-`dancenow.face_box_size`, `dancenow.target_stats` (the normalization statistics to map a
+`dancenow.frame_size` [W, H], `dancenow.size_multiple` (of the graph's input),
+`dancenow.window_multiple` (what window sides are rounded up to), `dancenow.window_margin`,
+`dancenow.face_box_size`, `dancenow.face_hr_size` (0, or the side of full-resolution faces), `dancenow.target_stats` (the normalization statistics to map a
 source's poses onto), `dancenow.background_png` (the plate, base64 PNG), `dancenow.face_model`
 (the face file's name, or ""), and `dancenow.usage`, the frame rule in words (USAGE).
 `load_onnx` reads all of it back with ONNX Runtime alone and makes the same frames.
@@ -35,16 +36,19 @@ from dancenow.models.person import PersonSpec, window_margin
 from dancenow.pose.normalize import NormStats
 from dancenow.pose.render import RenderStyle
 from dancenow.run import TrainedModel, load_trained
-from dancenow.transfer.backend import ArrayGenerator, export_face_net, export_window_net, onnx_runner
+from dancenow.transfer.backend import ArrayGenerator, export_face_net, export_window_net, onnx_runner, window_round
 
 FORMAT = "dancenow-onnx/1"
 USAGE = ("Per frame: draw the stick figure (render_style) at frame_size; window = the box of pixels with a "
-         "channel >= 2, grown by window_margin, its size rounded up to size_multiple (at most the frame), "
+         "channel >= 2, grown by window_margin, its size rounded up to window_multiple (at most the frame), "
          "centred on the box and moved inside the frame (the whole frame when nothing is drawn); feather = 1 "
          "inside, falling linearly to 0 over window_margin // 2 pixels at window edges inside the frame; run "
          "the graph on the window crops (previous: the last frame's output before the face step, zeros at the "
          "start of a chain); paste the result into the plate; refine the face box (face_box_size, around the "
-         "face points) with the face model; clamp to [-1, 1], map to 0..255.")
+         "face points) with the face model; clamp to [-1, 1], map to 0..255. Where face_hr_size > 0 the face model "
+         "runs at that size instead: label = the stick figure of the face box drawn at face_hr_size, image = the "
+         "frame's face crop upsampled (bilinear) to it; its output is that full-resolution face, pasted back "
+         "downsampled (antialiased bilinear) and feathered over side // 8 pixels.")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ def _metadata(model: TrainedModel, face_name: str) -> dict[str, str]:
         "dancenow.render_style": json.dumps(asdict(cfg.render)),
         "dancenow.frame_size": json.dumps([w, h]),
         "dancenow.size_multiple": str(model.generator.size_multiple),
+        "dancenow.window_multiple": str(window_round(model.generator.size_multiple, cfg.person.window_multiple)),
+        "dancenow.face_hr_size": str(model.face_hr_size),
         "dancenow.window_margin": str(window_margin(w, h)),
         "dancenow.face_box_size": str(model.face_box_size),
         "dancenow.target_stats": json.dumps(cfg.target_stats.to_dict()),
@@ -131,6 +137,9 @@ def load_onnx(path: str | Path) -> ExportedModel:
         raise InputError(path, f"not an ONNX model: {exc}") from None
     if meta.get("dancenow.format") != FORMAT:
         raise InputError(path, f"not a dancenow export (metadata dancenow.format is not {FORMAT})")
+    if int(meta.get("dancenow.face_hr_size", "0")):
+        raise InputError(path, "has full-resolution faces: load_onnx reads back exports with frame-scale faces "
+                               "only (the face step is described in its dancenow.usage metadata)")
     spec = PersonSpec(**json.loads(meta["dancenow.person_spec"]))
     style = json.loads(meta["dancenow.render_style"])
     style["background"] = tuple(style["background"])
@@ -140,7 +149,7 @@ def load_onnx(path: str | Path) -> ExportedModel:
     face = path.with_name(meta["dancenow.face_model"]) if meta["dancenow.face_model"] else None
     if face is not None and not face.is_file():
         raise InputError(face, f"the face model that {path.name} names is missing")
-    gen = ArrayGenerator(spec, (w, h), int(meta["dancenow.size_multiple"]), plate, onnx_runner(path.read_bytes()),
+    gen = ArrayGenerator(spec, (w, h), int(meta["dancenow.window_multiple"]), plate, onnx_runner(path.read_bytes()),
                          None if face is None else onnx_runner(face.read_bytes()))
     return ExportedModel(spec, RenderStyle(**style), (w, h), int(meta["dancenow.face_box_size"]),
                          NormStats.from_dict(json.loads(meta["dancenow.target_stats"])), meta, gen)

@@ -34,7 +34,7 @@ from dancenow.errors import DancenowError, InputError
 from dancenow.pose.detect import DetectorConfig, HolisticDetector, PoseDetector
 from dancenow.pose.geometry import face_boxes, person_present
 from dancenow.pose.online import OnlineNormalizer, OnlineNormConfig
-from dancenow.pose.render import render_pose
+from dancenow.pose.render import render_crop, render_pose
 from dancenow.run import TrainedModel, load_trained
 from dancenow.transfer.backend import make_generator
 from dancenow.transfer.pipeline import _fade
@@ -60,6 +60,8 @@ class LiveFrame:
     label: np.ndarray | None
     state: str
     chain_start: bool
+    face: np.ndarray | None = None      # the full-resolution face (models that make one), else None
+    face_box: np.ndarray | None = None  # where it goes in `image` (see pipeline.upscale_frame)
 
 
 class LiveEngine:
@@ -99,12 +101,15 @@ class LiveEngine:
         w, h = self.model.size
         label = render_pose(norm, w, h, self.model.config.render)
         box = face_boxes(norm[None], w, h, side=self.model.face_box_size)[0][0]
+        box = box if box[0] >= 0 else None
+        hr = self.model.face_hr_size
+        face_label = render_crop(norm, box, hr, self.model.config.render) if hr and box is not None else None
         start = not self._chain_on
         if start:
             self.generator.reset()
         self._chain_on, self._gone = True, 0
-        self._last = self.generator(label, box)
-        return LiveFrame(timestamp, self._last, label, "dancing", start)
+        self._last, face = self.generator(label, box, face_label)
+        return LiveFrame(timestamp, self._last, label, "dancing", start, face, box if face is not None else None)
 
     def _empty(self, timestamp: float, state: str) -> LiveFrame:
         """Nobody to draw (or still calibrating): the plate, faded in from the last frame."""

@@ -33,13 +33,15 @@ from tqdm import tqdm
 
 from dancenow.device import pick_device
 from dancenow.errors import InputError
+from dancenow.models.face import FEATHER
 from dancenow.pose.geometry import face_boxes, person_present, resample_indices
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.pipeline import load_poses_for
-from dancenow.pose.render import render_pose
+from dancenow.pose.render import render_crop, render_pose
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import TrainedModel, load_trained
-from dancenow.transfer.backend import BackendChoice, Generator, make_generator  # noqa: F401 (Generator: re-export)
+from dancenow.tensors import feather_mask
+from dancenow.transfer.backend import BackendChoice, Chain, Generator, make_generator  # noqa: F401 (Generator: re-export)
 from dancenow.video import VideoWriter, probe, read_frames
 from dancenow.pose.smoothing import SmoothingConfig, smooth_keypoints
 
@@ -94,6 +96,7 @@ class TransferConfig:
     fade_s: float = 0.25
     precision: str = "fp32"
     backend: str = "torch"  # auto | torch | onnx | openvino (see dancenow.transfer.backend)
+    output_long_side: int | None = None  # the output's long side in pixels (None: see `output_frame_size`)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
 
@@ -160,6 +163,8 @@ class TransferFrame:
     index: output frame j. source_index: the source frame it shows (j itself for
     `frames_for`). keypoints: (137, 3) the pose drawn, in the target's pixels. label:
     (H, W, 3) uint8 stick figure given to the generator. image: (H, W, 3) uint8 result.
+    face: (S, S, 3) uint8 the face at its full resolution (models trained with full-resolution
+    faces), else None; face_box: (4,) int x0, y0, x1, y1 of the face in `image`, or None.
     """
 
     index: int
@@ -167,6 +172,8 @@ class TransferFrame:
     keypoints: np.ndarray
     label: np.ndarray
     image: np.ndarray
+    face: np.ndarray | None = None
+    face_box: np.ndarray | None = None
 
 
 class TransferPipeline:
@@ -182,13 +189,11 @@ class TransferPipeline:
         self.choice: BackendChoice | None = None  # set by the first frames(): which backend generates
         self._gen = None
 
-    def _generator(self, poses: PoseSequence, present: np.ndarray, boxes: np.ndarray):
+    def _generator(self, poses: PoseSequence, present: np.ndarray):
         """The frame generator of `cfg.backend`, made once; "auto" measures on up to 10 of these poses."""
         if self._gen is None:
-            m, idx = self.model, np.flatnonzero(present)[:10]
-            w, h = m.size
-            labels = [render_pose(poses.keypoints[t], w, h, m.config.render) for t in idx]
-            self._gen = make_generator(m, self.cfg.backend, self.cfg.precision, labels, [boxes[t] for t in idx])
+            chain = Chain.of(self.model, poses.keypoints[np.flatnonzero(present)[:10]])
+            self._gen = make_generator(self.model, self.cfg.backend, self.cfg.precision, chain)
             self.choice = self._gen.choice
         self._gen.reset()
         return self._gen
@@ -235,7 +240,8 @@ class TransferPipeline:
         model = self.model
         w, h = model.size
         boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
-        gen = self._generator(poses, present, boxes)
+        hr = model.face_hr_size
+        gen = self._generator(poses, present)
         bg = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
         last, since_gone = None, 0
         for t in range(len(poses)):
@@ -243,14 +249,56 @@ class TransferPipeline:
             label = render_pose(kp, w, h, model.config.render)
             if t > 0 and segments[t] != segments[t - 1]:
                 gen.reset()
+            face, box = None, (boxes[t] if boxes[t, 0] >= 0 else None)
             if present[t]:
                 since_gone = 0
-                last = image = gen(label, boxes[t])
+                face_label = render_crop(kp, box, hr, model.config.render) if hr and box is not None else None
+                image, face = gen(label, box, face_label)
+                last = image
             else:
                 gen.reset()
                 since_gone += 1
-                image = _fade(last, bg, since_gone, fade_frames)
-            yield TransferFrame(t, int(source_index[t]), kp, label, image)
+                image, box = _fade(last, bg, since_gone, fade_frames), None
+            yield TransferFrame(t, int(source_index[t]), kp, label, image, face, box if face is not None else None)
+
+
+MAX_AUTO_LONG_SIDE = 2048
+
+
+def output_frame_size(model: TrainedModel, long_side: int | None) -> tuple[int, int]:
+    """(width, height) of the output: the model's frames scaled to `long_side` (even sides, as
+    H.264 needs). None: where the model makes full-resolution faces, the scale that shows them
+    at full detail (long side at most MAX_AUTO_LONG_SIDE); else the model's own size."""
+    w, h = model.size
+    if long_side is None:
+        if not model.face_hr_size:
+            return w, h
+        long_side = min(MAX_AUTO_LONG_SIDE, int(round(max(w, h) * model.face_hr_size / model.face_box_size)))
+    s = long_side / max(w, h)
+    return max(2, 2 * int(round(w * s / 2))), max(2, 2 * int(round(h * s / 2)))
+
+
+def upscale_frame(frame: TransferFrame, size: tuple[int, int]) -> np.ndarray:
+    """`frame.image` at (width, height): resized (Lanczos up, area down), with the full-resolution
+    face (where the model makes one) pasted over its box at the new scale, feathered at the edges."""
+    w, h = size
+    H, W = frame.image.shape[:2]
+    if (w, h) == (W, H) and frame.face is None:
+        return frame.image
+    img = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_LANCZOS4 if w > W else cv2.INTER_AREA)
+    if frame.face is None or frame.face_box is None or w <= W:
+        return img
+    x0, y0, x1, _ = (float(v) for v in frame.face_box)
+    side = max(2, int(round((x1 - x0) * w / W)))
+    X0, Y0 = int(round(x0 * w / W)), int(round(y0 * h / H))
+    interp = cv2.INTER_AREA if side < frame.face.shape[0] else cv2.INTER_LANCZOS4
+    face = cv2.resize(frame.face, (side, side), interpolation=interp).astype(np.float32)
+    m = feather_mask(side, max(1, side // FEATHER)).numpy()[..., None]
+    ys, xs = slice(max(0, Y0), min(h, Y0 + side)), slice(max(0, X0), min(w, X0 + side))
+    fy, fx = slice(ys.start - Y0, ys.stop - Y0), slice(xs.start - X0, xs.stop - X0)
+    region = img[ys, xs].astype(np.float32)
+    img[ys, xs] = (m[fy, fx] * face[fy, fx] + (1 - m[fy, fx]) * region).round().clip(0, 255).astype(np.uint8)
+    return img
 
 
 def _fade(last: np.ndarray | None, bg: np.ndarray, since_gone: int, fade_frames: int) -> np.ndarray:
@@ -270,10 +318,11 @@ class TransferVideo:
     """
 
     def __init__(self, output: Path | str, plan: SourcePlan, source: Path | str, *, side_by_side: bool = False,
-                 audio: bool = True, progress: bool = False):
+                 audio: bool = True, progress: bool = False, size: tuple[int, int] | None = None):
         source = Path(source)
         has_audio = audio and probe(source).has_audio
         self.side_by_side = side_by_side
+        self.size = size  # the result's (width, height); None: the generated frames' own
         self.seconds = 0.0
         self._sources = _source_frames(source, plan.indices) if side_by_side else None
         self._writer = VideoWriter(output, fps=plan.fps, audio_from=source if has_audio else None,
@@ -290,10 +339,11 @@ class TransferVideo:
     def write(self, frame: TransferFrame, extra_panels: Sequence[np.ndarray] = ()) -> None:
         """Append one frame; side by side, `extra_panels` (images of the frame's height) go right of the result."""
         t = time.time()
-        image = frame.image
+        image = upscale_frame(frame, self.size) if self.size is not None else frame.image
         if self.side_by_side:
             h = image.shape[0]
-            image = np.concatenate([_fit(next(self._sources), h), frame.label, image, *extra_panels], axis=1)
+            panels = [_fit(p, h) for p in (next(self._sources), frame.label, image, *extra_panels)]
+            image = np.concatenate(panels, axis=1)
         self._writer.write(image)
         self._bar.update()
         self.seconds += time.time() - t
@@ -323,8 +373,9 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
     plan = pipe.plan(seq, source)
     times["normalize_s"] = time.time() - t
     t = time.time()
+    size = output_frame_size(pipe.model, cfg.output_long_side)
     with TransferVideo(output, plan, source, side_by_side=cfg.side_by_side, audio=cfg.audio,
-                       progress=progress) as video:
+                       progress=progress, size=size) as video:
         for frame in pipe.frames(plan):
             video.write(frame)
     times["generate_s"] = time.time() - t - video.seconds
@@ -334,6 +385,8 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
 
 
 def _fit(image: np.ndarray, height: int) -> np.ndarray:
+    if image.shape[0] == height:
+        return image
     w = max(2, int(round(image.shape[1] * height / image.shape[0])))
     interp = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
     return cv2.resize(image, (w, height), interpolation=interp)
