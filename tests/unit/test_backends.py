@@ -115,3 +115,35 @@ def test_export_refuses_bad_names_and_files(tiny_run, tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(InputError, match="bad.onnx"):
         load_onnx(bad)
+
+
+@pytest.fixture(scope="module")
+def hr_run(tmp_path_factory):
+    """A tiny run with full-resolution faces (filmed at 3x the prepared size, as test_face_hr's)."""
+    from conftest import TINY_SIZE, draw_tiny_frames, tiny_train_config
+
+    from dancenow.data.prepare import PrepareConfig, prepare
+    from dancenow.train.loop import train
+    from dancenow.video import write_video
+
+    d = tmp_path_factory.mktemp("hr_backend")
+    poses = make_tiny_poses(size=3 * TINY_SIZE)
+    video = write_video(d / "clip.mp4", draw_tiny_frames(poses), poses.fps)
+    prepare(video, d / "data", PrepareConfig(width=TINY_SIZE, height=TINY_SIZE), poses=poses, progress=False)
+    train(d / "data", d / "run", tiny_train_config(), progress=False)
+    return d / "run"
+
+
+def test_full_resolution_faces_match_eager_on_the_onnx_backend(hr_run):
+    if "onnx" not in available_backends():
+        pytest.skip("onnxruntime not installed")
+    model, chain = _chain(hr_run)
+    assert model.face_hr_size > 0 and any(f is not None for f in chain.face_labels)
+    eager, fast = Generator(model), build_generator_for(model, "onnx")
+    for args in zip(chain.labels, chain.boxes, chain.face_labels):
+        (a, fa), (b, fb) = eager(*args), fast(*args)
+        assert int(np.abs(a.astype(int) - b.astype(int)).max()) <= TOLERANCE
+        assert (fa is None) == (fb is None)
+        if fa is not None:
+            assert fa.shape == (model.face_hr_size,) * 2 + (3,)
+            assert int(np.abs(fa.astype(int) - fb.astype(int)).max()) <= TOLERANCE
