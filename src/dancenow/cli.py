@@ -141,10 +141,29 @@ def cmd_transfer(a: argparse.Namespace) -> int:
     from dancenow.transfer.pipeline import TransferConfig, transfer
 
     cfg = TransferConfig(fps=a.fps, audio=not a.no_audio, side_by_side=a.side_by_side, start=a.start, end=a.end,
-                         precision=a.precision, output_long_side=a.output_size)
+                         precision=a.precision, backend=a.backend, output_long_side=a.output_size)
     r = transfer(a.source, a.model, a.output, cfg, poses=a.poses, device=a.device, progress=not a.quiet)
     print(f"{r.output}: {r.frames} frames at {r.fps:g} fps, {r.segments} scene segment(s), "
-          f"{r.frames_without_person} frame(s) without a person")
+          f"{r.frames_without_person} frame(s) without a person; {r.backend}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from dancenow.transfer.export import export_onnx
+
+    r = export_onnx(a.model, a.output)
+    face = f" and {r.face_model}" if r.face_model else ""
+    print(f"{r.model}{face}: written (person spec, render style and plate in the ONNX metadata)")
+    return 0
+
+
+def cmd_live(a: argparse.Namespace) -> int:
+    from dancenow.transfer.live import LiveConfig, run_live
+
+    cfg = LiveConfig(calibration_s=a.calibration, backend=a.backend)
+    r = run_live(a.model, a.camera if a.input is None else a.input, cfg, window=a.window, serve=a.serve,
+                 port=a.port, output=a.output, max_seconds=a.seconds)
+    print(r.describe())
     return 0
 
 
@@ -329,8 +348,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--start", type=float, help="start time in the source, seconds")
     sp.add_argument("--end", type=float, help="end time in the source, seconds")
     sp.add_argument("--device", default="auto")
-    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="torch: autocast precision; openvino: fp32 or bf16 (auto chooses its own)")
+    sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"],
+                    help="auto (default): measure the installed backends on the first frames and keep the "
+                         "fastest whose frames stay within 2/255 of eager PyTorch fp32")
     sp.add_argument("-q", "--quiet", action="store_true")
+
+    sp = add("export", cmd_export, "write a trained run as ONNX (person spec, render style, plate in its metadata)")
+    sp.add_argument("model", help="trained run folder")
+    sp.add_argument("-o", "--output", required=True, help="model.onnx (a face GAN goes to model.face.onnx)")
+
+    sp = add("live", cmd_live, "live mirror: camera or stream -> pose -> the target dancing, frame by frame")
+    sp.add_argument("--model", required=True, help="trained run folder")
+    src = sp.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    src.add_argument("--input", help="a video file (played at its frame rate) or a stream URL")
+    sp.add_argument("--window", action="store_true", help="show in an OpenCV window (needs highgui)")
+    sp.add_argument("--serve", action="store_true", help="serve an MJPEG page on 127.0.0.1:PORT")
+    sp.add_argument("--port", type=int, default=8765)
+    sp.add_argument("--output", help="also record to this .mp4")
+    sp.add_argument("--seconds", type=float, help="stop after this many seconds")
+    sp.add_argument("--calibration", type=float, default=4.0,
+                    help="seconds of calibration: stand where you will dance, step forward and back (default 4)")
+    sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"])
 
     sp = add("evaluate", cmd_evaluate, "the paper's metrics on the target's held-out frames")
     sp.add_argument("--model", required=True, help="trained run folder")

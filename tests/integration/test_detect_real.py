@@ -183,3 +183,37 @@ def test_unreadable_video_names_the_file(tmp_path):
     with pytest.raises(InputError) as e:
         detect_video(bad, progress=False)
     assert "broken.mp4" in str(e.value)
+
+
+class _Counting:
+    """Wraps a crop landmarker and counts its calls."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def __call__(self, image, roi):
+        self.calls += 1
+        return self.inner(image, roi)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_tracking_mode_runs_parts_every_other_frame_and_keeps_them_close(shared_data):
+    frames = [f.image for f in read_frames(shared_data / "keypoints" / "squats_720x1280_5fps.mp4", end=12)]
+    out, calls = [], []
+    for cfg in (DetectorConfig(), DetectorConfig.tracking()):
+        with HolisticDetector(cfg) as det:
+            det._face = _Counting(det._face)
+            det._hands = {k: _Counting(v) for k, v in det._hands.items()}
+            out.append(np.stack([det.detect(f) for f in frames]))
+            calls.append((det._face.calls, sum(h.calls for h in det._hands.values())))
+    offline, tracking = out
+    assert np.array_equal(offline[:, BODY], tracking[:, BODY])  # the body is the same model, same tracking
+    assert calls[1][0] <= (calls[0][0] + 1) // 2 + 1 and calls[1][1] <= (calls[0][1] + 1) // 2 + 2
+    for part in (FACE, RIGHT_HAND):
+        both = (offline[:, part, 2] > 0) & (tracking[:, part, 2] > 0)
+        assert both.sum() >= 0.5 * (offline[:, part, 2] > 0).sum()  # found about as often
+        err = np.linalg.norm(offline[:, part, :2] - tracking[:, part, :2], axis=-1)[both]
+        height = float(np.ptp(offline[:, BODY, 1][offline[:, BODY, 2] > 0]))
+        assert np.median(err) < 0.03 * height  # moved with the body between detections: a few pixels

@@ -135,3 +135,25 @@ def test_transfer_other_subject_size(tiny_run, tmp_path):
     r = transfer(video, tiny_run, tmp_path / "o.mp4", TransferConfig(audio=False), poses=src, progress=False)
     m = probe(r.output)
     assert (m.width, m.height, r.frames) == (64, 64, 20)
+
+
+def test_transfer_auto_backend_says_which_and_matches_eager(tiny_clip, tiny_run, tmp_path):
+    video, poses = tiny_clip
+    cfg = TransferConfig(start=0.0, end=1.5, audio=False)
+    ref = [f.image for f in TransferPipeline(load_trained(tiny_run), cfg).frames(
+        TransferPipeline(load_trained(tiny_run), cfg).plan(poses, video))]
+    pipe = TransferPipeline(load_trained(tiny_run), TransferConfig(start=0.0, end=1.5, audio=False, backend="auto"))
+    out = [f.image for f in pipe.frames(pipe.plan(poses, video))]
+    assert pipe.choice is not None and pipe.choice.backend in ("torch", "onnx", "openvino")
+    assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(out, ref)) <= 2
+    rc = main(["transfer", str(video), "--model", str(tiny_run), "-o", str(tmp_path / "o.mp4"),
+               "--poses", str(poses.save(tmp_path / "p.npz")), "--backend", "onnx", "--end", "1", "-q"])
+    assert rc == 0 and (tmp_path / "o.mp4").is_file()
+
+
+def test_export_via_cli(tiny_run, tmp_path, capsys):
+    rc = main(["export", str(tiny_run), "-o", str(tmp_path / "m.onnx")])
+    out = capsys.readouterr().out
+    assert rc == 0 and (tmp_path / "m.onnx").is_file() and (tmp_path / "m.face.onnx").is_file() and "m.onnx" in out
+    assert main(["export", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.onnx")]) == 2
+    assert not (tmp_path / "x.onnx").exists()

@@ -115,6 +115,11 @@ def crop_roi(image: np.ndarray, roi: Roi, size: int) -> tuple[np.ndarray, np.nda
     return crop, a
 
 
+def roi_in_frame(roi: Roi, width: int, height: int) -> bool:
+    """Whether the crop's centre lies in the frame: a part placed outside it is out of view."""
+    return 0.0 <= roi.cx < width and 0.0 <= roi.cy < height
+
+
 def roi_around(points: np.ndarray, angle: float, scale: float, shift_up: float = 0.0) -> Roi:
     """Square ROI with x axis at `angle` bounding points (N, 2) in that rotated frame,
     its side scaled by `scale`, moved by `shift_up` sides along the ROI's up direction."""
@@ -243,6 +248,14 @@ class DetectorConfig:
     min_visibility: body points less visible than this are missing.
     threads: the face and hand crops of a frame run on this many threads at once
         (MediaPipe releases the GIL); 1 runs them one after another. Results are the same.
+    part_stride: re-detect the face and the hands every `part_stride` frames, staggered (at 2:
+        the face on one frame, both hands on the next). On the frames between, a part found
+        last time follows the body: its landmarks move with the nose (face) or that wrist
+        (hand), keeping their score, as long as the body still shows the part. 1 (default):
+        every part on every frame, the accurate offline mode. `DetectorConfig.tracking()` is
+        the live mode (stride 2).
+    A part whose crop the body places outside the frame (or whose anchor point the body does
+    not see) is not run at all on that frame, in either mode.
     """
 
     max_side: int = 512
@@ -257,8 +270,16 @@ class DetectorConfig:
     face_crop_scale: float = 2.0
     min_visibility: float = 0.3
     threads: int = 2
+    part_stride: int = 1
+
+    @classmethod
+    def tracking(cls, **changes: Any) -> "DetectorConfig":
+        """Live / tracking mode: tracking body model, face and hands every other frame, staggered."""
+        return cls(**{"static_image_mode": False, "part_stride": 2, **changes})
 
     def __post_init__(self) -> None:
+        if self.part_stride < 1:
+            raise ValueError(f"part_stride must be >= 1, got {self.part_stride}")
         if self.hand_model not in _HAND_MODELS:
             raise ValueError(f"hand_model must be one of {sorted(_HAND_MODELS)}, got {self.hand_model!r}")
         if self.max_side < 64:
@@ -336,7 +357,7 @@ class HolisticDetector:
         self.stats = DetectionStats()
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=config.static_image_mode,
-            model_complexity=1,
+            model_complexity=1,  # the one body model mediapipe ships (0 and 2 are downloaded)
             smooth_landmarks=not config.static_image_mode,
             enable_segmentation=False,
             min_detection_confidence=config.min_detection_confidence,
@@ -350,6 +371,7 @@ class HolisticDetector:
         } if config.detect_hands else {}
         self._pool = ThreadPoolExecutor(config.threads - 1, "dancenow-crops") if config.threads > 1 else None
         self._face_track: tuple[Roi, Roi] | None = None  # (crop from last mesh, pose crop then)
+        self._last: dict[str, tuple[np.ndarray, float, np.ndarray] | None] = {}  # part -> (points, score, anchor)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """image: HxWx3 uint8 RGB -> (137, 3) float32 in pixels of `image`."""
@@ -367,15 +389,7 @@ class HolisticDetector:
             st.seconds += time.perf_counter() - t0
             return np.zeros((N_KEYPOINTS, 3), np.float32)
         pose_px = pose[:, :2] * (w, h)
-        jobs = [(self._detect_face, (image, pose, pose_px)),
-                (self._detect_hand, (image, pose, pose_px, "left")),
-                (self._detect_hand, (image, pose, pose_px, "right"))]
-        if self._pool is None:
-            parts = [fn(*args) for fn, args in jobs]
-        else:  # the last job runs here while the pool runs the others
-            futures = [self._pool.submit(fn, *args) for fn, args in jobs[:-1]]
-            last = jobs[-1][0](*jobs[-1][1])
-            parts = [f.result() for f in futures] + [last]
+        parts = self._parts(image, pose, pose_px)
         norm = [None if r is None else r[0] / (w, h) for r in parts]
         scores = [0.0 if r is None else r[1] for r in parts]
         kp = mediapipe_to_schema(pose, *norm, w, h, face_score=scores[0], lhand_score=scores[1],
@@ -386,6 +400,37 @@ class HolisticDetector:
         st.seconds += time.perf_counter() - t0
         return kp
 
+    def _parts(self, image: np.ndarray, pose: np.ndarray, pose_px: np.ndarray) -> list:
+        """[face, left hand, right hand]: each (points px, score) or None; detected when due, else
+        last time's points moved with the body (see `DetectorConfig.part_stride`)."""
+        stride, i = self.config.part_stride, self.stats.frames - 1
+        jobs = [("face", self._detect_face, (image, pose, pose_px)),
+                ("left", self._detect_hand, (image, pose, pose_px, "left")),
+                ("right", self._detect_hand, (image, pose, pose_px, "right"))]
+        due = [stride == 1 or i % stride == (0 if name == "face" else 1 % stride) for name, _, _ in jobs]
+        run = [(k, fn, args) for k, ((_, fn, args), d) in enumerate(zip(jobs, due)) if d]
+        out: dict[int, Any] = {}
+        if self._pool is None or len(run) < 2:
+            out = {k: fn(*args) for k, fn, args in run}
+        else:  # the last job runs here while the pool runs the others
+            futures = {k: self._pool.submit(fn, *args) for k, fn, args in run[:-1]}
+            k, fn, args = run[-1]
+            out = {k: fn(*args)}
+            out.update({k: f.result() for k, f in futures.items()})
+        parts = []
+        for k, (name, _, _) in enumerate(jobs):
+            anchor = pose_px[_NOSE if name == "face" else _WRIST[name], :2]
+            seen = pose[_NOSE if name == "face" else _WRIST[name], 3] >= self.config.min_visibility
+            if k in out:
+                self._last[name] = None if out[k] is None else (out[k][0], out[k][1], anchor.copy())
+                parts.append(out[k])
+            elif seen and self._last.get(name) is not None:
+                pts, score, then = self._last[name]
+                parts.append((pts + (anchor - then), score))
+            else:
+                parts.append(None)
+        return parts
+
     def _detect_face(self, image: np.ndarray, pose: np.ndarray, pose_px: np.ndarray) -> tuple[np.ndarray, float] | None:
         """-> (468, 2) face mesh in frame pixels and its presence score, or None."""
         cfg = self.config
@@ -393,6 +438,9 @@ class HolisticDetector:
             self._face_track = None
             return None
         from_pose = face_roi_from_pose(pose_px, cfg.face_crop_scale)
+        if not roi_in_frame(from_pose, image.shape[1], image.shape[0]):  # the head is out of view
+            self._face_track = None
+            return None
         rois = [from_pose]
         if self._face_track is not None:
             # Last frame's mesh gives the crop's size and tilt; the body's head motion
@@ -418,7 +466,10 @@ class HolisticDetector:
         cfg = self.config
         if side not in self._hands or pose[_WRIST[side], 3] < cfg.min_visibility:
             return None
-        pts, score = self._hands[side](image, hand_roi_from_pose(pose_px, side))
+        roi = hand_roi_from_pose(pose_px, side)
+        if not roi_in_frame(roi, image.shape[1], image.shape[0]):  # the hand is out of view
+            return None
+        pts, score = self._hands[side](image, roi)
         return (pts, score) if score >= cfg.min_hand_score else None
 
     def close(self) -> None:

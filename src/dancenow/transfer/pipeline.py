@@ -30,19 +30,19 @@ from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from dancenow.device import autocast, pick_device
+from dancenow.device import pick_device
 from dancenow.errors import InputError
-from dancenow.models.face import FEATHER, refine_faces, refine_faces_hr
+from dancenow.models.face import FEATHER
 from dancenow.pose.geometry import face_boxes, person_present, resample_indices
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.pipeline import load_poses_for
 from dancenow.pose.render import render_crop, render_pose
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import TrainedModel, load_trained
-from dancenow.tensors import face_box_tensor, feather_mask, to_image, to_tensor
+from dancenow.tensors import feather_mask
+from dancenow.transfer.backend import BackendChoice, Chain, Generator, make_generator  # noqa: F401 (Generator: re-export)
 from dancenow.video import VideoWriter, probe, read_frames
 from dancenow.pose.smoothing import SmoothingConfig, smooth_keypoints
 
@@ -85,38 +85,6 @@ def smooth_by_segment(seq: PoseSequence, segments: np.ndarray, cfg: SmoothingCon
     return seq.with_keypoints(kp)
 
 
-# ------------------------------------------------------------------ generation
-class Generator:
-    """Frame-by-frame generation with temporal feedback and the face residual."""
-
-    def __init__(self, model: TrainedModel, precision: str = "fp32"):
-        self.model = model
-        self.prev: torch.Tensor | None = None
-        self.precision = precision
-
-    def reset(self) -> None:
-        self.prev = None
-
-    @torch.inference_mode()
-    def __call__(self, label: np.ndarray, face_box: np.ndarray | None,
-                 face_label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(frame, full-resolution face or None). face_label: the stick figure inside the face box
-        drawn at the model's `face_hr_size` (needed where the model has full-resolution faces)."""
-        m = self.model
-        x = to_tensor(label)[None].to(m.device)
-        face = None
-        with autocast(m.device, self.precision):
-            out = m.generator.step(x, self.prev).float()
-            self.prev = out
-            if m.face_generator is not None and face_label is not None and m.face_hr_size:
-                fl = to_tensor(face_label)[None].to(m.device)
-                out, faces, keep = refine_faces_hr(m.face_generator, fl, out, face_box_tensor(face_box))
-                face = to_image(faces[0]) if len(keep) else None
-            elif m.face_generator is not None:
-                out = refine_faces(m.face_generator, x, out, face_box_tensor(face_box))
-        return to_image(out[0]), face
-
-
 # ------------------------------------------------------------------ the command
 @dataclass(frozen=True)
 class TransferConfig:
@@ -128,6 +96,7 @@ class TransferConfig:
     cut_threshold: float = 0.5
     fade_s: float = 0.25
     precision: str = "fp32"
+    backend: str = "torch"  # auto | torch | onnx | openvino (see dancenow.transfer.backend)
     output_long_side: int | None = None  # the output's long side in pixels (None: see `output_frame_size`)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
@@ -140,6 +109,7 @@ class TransferResult:
     segments: int
     frames_without_person: int
     seconds: dict
+    backend: str = ""  # which backend generated, and why (BackendChoice.describe())
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,6 +187,17 @@ class TransferPipeline:
     def __init__(self, model: TrainedModel, cfg: TransferConfig = TransferConfig()):
         self.model = model
         self.cfg = cfg
+        self.choice: BackendChoice | None = None  # set by the first frames(): which backend generates
+        self._gen = None
+
+    def _generator(self, poses: PoseSequence, present: np.ndarray):
+        """The frame generator of `cfg.backend`, made once; "auto" measures on up to 10 of these poses."""
+        if self._gen is None:
+            chain = Chain.of(self.model, poses.keypoints[np.flatnonzero(present)[:10]])
+            self._gen = make_generator(self.model, self.cfg.backend, self.cfg.precision, chain)
+            self.choice = self._gen.choice
+        self._gen.reset()
+        return self._gen
 
     def plan(self, seq: PoseSequence, source: Path | str = "source") -> SourcePlan:
         """Scene segments, per-segment smoothing, global normalization and resampling of `seq`.
@@ -261,7 +242,7 @@ class TransferPipeline:
         w, h = model.size
         boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
         hr = model.face_hr_size
-        gen = Generator(model, self.cfg.precision)
+        gen = self._generator(poses, present)
         bg = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
         last, since_gone = None, 0
         for t in range(len(poses)):
@@ -411,7 +392,7 @@ def transfer(source: str | Path, run_dir: str | Path, output: str | Path, cfg: T
     times["generate_s"] = time.time() - t - encode_s
     times["encode_s"] = encode_s
     return TransferResult(output, len(plan), plan.fps, int(len(np.unique(plan.output_segments))),
-                          int((~plan.present).sum()), times)
+                          int((~plan.present).sum()), times, pipe.choice.describe() if pipe.choice else "")
 
 
 def _fit(image: np.ndarray, height: int) -> np.ndarray:
