@@ -13,7 +13,8 @@ buffers kept between frames (the plate as floats, the feather of each window siz
 "auto" measures (`choose_backend`): each available candidate (torch fp32, onnx fp32, openvino
 fp32 and, on CPUs with bf16 units, openvino bf16) generates the same short chain of frames; a
 candidate whose frames differ from eager fp32 by more than `TOLERANCE` (2/255 per pixel) is
-refused, and the fastest of the others is picked. bf16 is never taken on trust: its error
+refused (a bf16 one by more than 1/255: its error grows along the temporal chain), and the
+fastest of the others is picked. bf16 is never taken on trust: its error
 depends on the trained weights, so it is measured on this model.
 """
 
@@ -438,7 +439,10 @@ def choose_backend(model: TrainedModel, chain: Chain, tolerance: int = TOLERANCE
         key = f"{backend}/{precision}"
         measured[key] = {"fps": round(fps, 2), "max_diff": max_difference(outs, ref)}
         gens[key] = gen
-    ok = {k: v for k, v in measured.items() if v["max_diff"] <= tolerance or k == "torch/fp32"}
+    # bf16's error grows along the temporal chain (2/255 on 10 frames became 3/255 on 36): it must
+    # stay a step inside the tolerance on the short chain to stay within it on a whole video
+    ok = {k: v for k, v in measured.items()
+          if v["max_diff"] <= tolerance - (1 if k.endswith("/bf16") else 0) or k == "torch/fp32"}
     best = max(ok, key=lambda k: ok[k]["fps"])
     refused = sorted(set(measured) - set(ok))
     backend, precision = best.split("/")
