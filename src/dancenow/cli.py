@@ -189,7 +189,8 @@ def cmd_app(a: argparse.Namespace) -> int:
     return serve(AppConfig(data_dir=Path(a.data_dir), host=a.host, port=a.port, max_upload_mb=a.max_upload_mb,
                            minutes=a.minutes, preset=a.preset, size_text=a.size_text,
                            train_sets=tuple(a.set), synthetic_seconds=a.synthetic_seconds,
-                           synthetic_size=a.synthetic_size, eval_frames=a.eval_frames))
+                           synthetic_size=a.synthetic_size, eval_frames=a.eval_frames,
+                           live_calibration_s=a.live_calibration, live_backend=a.live_backend))
 
 
 def _synthetic(a: argparse.Namespace, title: str) -> int:
@@ -258,6 +259,10 @@ def _run_and_app_args(add: Callable[[str, Callable[[argparse.Namespace], int], s
                     help="TrainConfig fields for the app's trainings (tests use tiny networks this way)")
     sp.add_argument("--synthetic-seconds", type=float, default=20.0, help="length of the built-in synthetic dancer")
     sp.add_argument("--synthetic-size", type=int, default=256, help="frame size of the built-in synthetic dancer")
+    sp.add_argument("--live-calibration", type=float, default=4.0,
+                    help="seconds of calibration in the Live tab (default 4)")
+    sp.add_argument("--live-backend", default="auto", choices=["auto", "torch", "onnx", "openvino"],
+                    help="inference backend of the Live tab (default auto: measured on the first frames)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from conftest import dancenow_env, free_port, set_args
+from app_server import app_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
@@ -31,21 +29,8 @@ if not Path(CHROMIUM).is_file():
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     data = tmp_path_factory.mktemp("app") / "data"
-    port = free_port()
-    cmd = [sys.executable, "-m", "dancenow", "app", "--port", str(port), "--data-dir", str(data), "--minutes", "0.1",
-           "--size", "64", "--eval-frames", "4", *set_args()]
-    log = open(data.parent / "app.log", "wb")
-    proc = subprocess.Popen(cmd, env=dancenow_env(), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        if "dancenow app: http" in (data.parent / "app.log").read_text(errors="replace"):
-            break
-        assert proc.poll() is None, (data.parent / "app.log").read_text()
-        time.sleep(0.5)
-    yield url, data
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    with app_process(data) as url:
+        yield url, data
 
 
 def _text(page, sel: str) -> str:

@@ -3,7 +3,9 @@
 Steps on the page: the target (upload, or the built-in synthetic dancer) with its detected
 skeleton and detection rates; a training time and Start; live progress (stage, step, ETA,
 the latest sample grid, validation SSIM); a source dance with its skeleton, Transfer, the
-result playing in the page and a download; the previous runs with their reports.
+result playing in the page and a download; the previous runs with their reports. A second
+tab, Live, streams the browser's webcam to a trained run's `LiveEngine` and shows the generated
+person, its state and frames/s (`dancenow.app.live`: a one-slot mailbox, frames dropped when behind).
 
 Training and transfer run as `dancenow run` in a worker process (`dancenow.app.jobs`), never
 in a request handler: closing or reloading the page does not stop them, the page shows the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +31,11 @@ from typing import Any
 
 from dancenow.app.chain import chain_progress, source_name
 from dancenow.app.jobs import DONE, FAILED, QUEUED, RUNNING, Job, JobRunner, JobSpec
+from dancenow.app.live import LiveSession, frame_html
 from dancenow.app.media import list_runs, skeleton_preview, store_upload, synthetic_video
 from dancenow.errors import DancenowError
+from dancenow.run import load_trained
+from dancenow.transfer.live import LiveConfig, LiveEngine
 from dancenow.video import read_image
 
 CSS = "footer {display: none !important}"
@@ -48,6 +54,8 @@ class AppConfig:
     synthetic_seconds: float = 20.0
     synthetic_size: int = 256
     eval_frames: int = 48
+    live_calibration_s: float = 4.0
+    live_backend: str = "auto"
 
     @property
     def max_bytes(self) -> int:
@@ -61,6 +69,10 @@ class App:
     cfg: AppConfig
     runner: JobRunner
     root: Path = field(init=False)
+    _live: LiveSession | None = field(init=False, default=None)
+    _live_key: tuple[str, str] = field(init=False, default=("", ""))
+    _live_shown: int = field(init=False, default=-1)
+    _live_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.root = self.cfg.data_dir.resolve()
@@ -180,6 +192,47 @@ class App:
         text = (run.out_dir / "report.md").read_text(encoding="utf-8").replace("![contact sheet](contact_sheet.png)", "")
         return text, sheet if sheet.is_file() else None
 
+    # -------------------------------------------------------------- live
+    def live_frame(self, image: Any, run_id: str | None, session: str) -> tuple[str | None, str]:
+        """One webcam frame (RGB array) of page `session` -> (the newest generated frame as HTML, None when
+        unchanged since the last call; the status text). Never waits for the engine."""
+        if image is None:
+            return None, "Start the camera above."
+        live = self._live_for(run_id, session)
+        if isinstance(live, str):
+            return None, live
+        live.submit(image, time.perf_counter())
+        st = live.status()
+        html = None
+        if st.frame is not None and st.generated != self._live_shown:
+            html, self._live_shown = frame_html(st.frame.image), st.generated
+        return html, st.text(live.run_id)
+
+    def _live_for(self, run_id: str | None, session: str) -> LiveSession | str:
+        """The live session of (page, run), made on its first frame; at most one engine at a time."""
+        with self._live_lock:
+            if self._live is not None and self._live_key == (session, run_id):
+                return self._live
+            run = next((r for r in list_runs(self.root) if r.id == run_id and r.trained), None)
+            if run is None:
+                return "**Error:** choose a trained run (train one in the first tab, or pick a previous run)."
+            self._close_live()
+            cfg = LiveConfig(calibration_s=self.cfg.live_calibration_s, backend=self.cfg.live_backend)
+            self._live = LiveSession(run.id, lambda: LiveEngine(load_trained(run.out_dir / "run"), cfg))
+            self._live_key, self._live_shown = (session, run.id), -1
+            return self._live
+
+    def live_stop(self, session: str | None = None) -> None:
+        """Close the live engine (of page `session` only, when given): its page closed."""
+        with self._live_lock:
+            if session is None or self._live_key[0] == session:
+                self._close_live()
+
+    def _close_live(self) -> None:
+        if self._live is not None:
+            self._live.close()
+        self._live, self._live_key = None, ("", "")
+
 
 def _sample_image(path: Path | None, shown: float) -> tuple[Any, float]:
     """The sample grid as an array when it changed since `shown` (its mtime), else skip."""
@@ -205,6 +258,17 @@ def _layout(app: App) -> SimpleNamespace:
                 "**source**), and get a video of you performing it, with its music. Everything runs on this machine.")
     c.update(target=gr.State(None), source=gr.State(None), shown=gr.State(""), sample_seen=gr.State(0.0),
              runs_seen=gr.State([]))
+    with gr.Tabs():
+        with gr.Tab("Make a video", id="video", elem_id="tab-video"):
+            _video_tab(app, c)
+        with gr.Tab("Live", id="live", elem_id="tab-live"):
+            c.update(_live_tab())
+    return SimpleNamespace(**c)
+
+
+def _video_tab(app: App, c: dict[str, Any]) -> None:
+    import gradio as gr
+
     for role, title, synth in (("target", "1. Target: a video of you", "Use the built-in synthetic dancer"),
                                ("source", "3. Source: the dance", "Use a built-in synthetic dance")):
         if role == "source":
@@ -227,7 +291,20 @@ def _layout(app: App) -> SimpleNamespace:
     c["runs_md"] = gr.Markdown(elem_id="runs")
     c["report_md"] = gr.Markdown(elem_id="report")
     c["sheet"] = gr.Image(label="contact sheet (held-out frames)", interactive=False, elem_id="contact-sheet")
-    return SimpleNamespace(**c)
+
+
+def _live_tab() -> dict[str, Any]:
+    import gradio as gr
+
+    gr.Markdown("## Live mirror\nPick a trained model, start the camera, and the person you trained dances as you "
+                "move. First a few seconds of calibration: stand where you will dance, step forward and back.")
+    run = gr.Dropdown(choices=[], label="trained model (run)", elem_id="live-run")
+    with gr.Row():
+        cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="your camera", elem_id="live-camera")
+        with gr.Column():
+            out = gr.HTML("<p>The generated person appears here.</p>", elem_id="live-output")
+            status = gr.Markdown("Start the camera to begin.", elem_id="live-status")
+    return {"live_run": run, "live_cam": cam, "live_out": out, "live_status": status}
 
 
 def _training(app: App) -> dict[str, Any]:
@@ -244,24 +321,30 @@ def _training(app: App) -> dict[str, Any]:
     return {"minutes": minutes, "start": start, "start_msg": start_msg, "progress": progress, "sample": sample}
 
 
-def _tick(app: App, shown_video: str, seen: float, runs_seen: list[str], chosen: str | None) -> tuple:
+def _pick(chosen: str | None, trained: list[str]) -> str | None:
+    return chosen if chosen in trained else (trained[0] if trained else None)
+
+
+def _tick(app: App, shown_video: str, seen: float, runs_seen: list[str], chosen: str | None,
+          live_chosen: str | None) -> tuple:
     """The timer's refresh: progress, sample grid, runs (and the chosen run's report when they change), result."""
     import gradio as gr
 
     text, sample_path = app.progress()
     img, seen = _sample_image(sample_path, seen)
     table, trained = app.runs()
-    dd = report = sheet = gr.skip()
+    dd = live_dd = report = sheet = gr.skip()
     if trained != runs_seen[1:]:
-        chosen = chosen if chosen in trained else (trained[0] if trained else None)
+        chosen = _pick(chosen, trained)
         dd = gr.update(choices=trained, value=chosen)
+        live_dd = gr.update(choices=trained, value=_pick(live_chosen, trained))
     if [table, *trained] != runs_seen:  # a run changed: its report may have too
         report, sheet = app.report(chosen)
     result = app.latest_result()
     vid = file = gr.skip()
     if result is not None and str(result) != shown_video:
         vid, file, shown_video = str(result), str(result), str(result)
-    return text, img, table, dd, report, sheet, vid, file, shown_video, seen, [table, *trained]
+    return text, img, table, dd, live_dd, report, sheet, vid, file, shown_video, seen, [table, *trained]
 
 
 def build_ui(app: App):
@@ -278,12 +361,31 @@ def build_ui(app: App):
         p.start.click(app.start_training, [p.target, p.minutes], p.start_msg)
         p.go.click(app.start_transfer, [p.source, p.run_choice], p.transfer_msg)
         p.run_choice.change(app.report, p.run_choice, [p.report_md, p.sheet])
-        ins = [p.shown, p.sample_seen, p.runs_seen, p.run_choice]
-        outs = [p.progress, p.sample, p.runs_md, p.run_choice, p.report_md, p.sheet, p.video, p.download, p.shown,
-                p.sample_seen, p.runs_seen]
+        ins = [p.shown, p.sample_seen, p.runs_seen, p.run_choice, p.live_run]
+        outs = [p.progress, p.sample, p.runs_md, p.run_choice, p.live_run, p.report_md, p.sheet, p.video, p.download,
+                p.shown, p.sample_seen, p.runs_seen]
         gr.Timer(1.0).tick(lambda *a: _tick(app, *a), ins, outs, show_progress="hidden")
         ui.load(lambda *a: _tick(app, *a), ins, outs, show_progress="hidden")
+        _wire_live(app, ui, p)
     return ui
+
+
+def _wire_live(app: App, ui: Any, p: SimpleNamespace) -> None:
+    """Webcam frames -> `App.live_frame`, one stream at a time; the engine closes with its page."""
+    import gradio as gr
+
+    def frame(image: Any, run_id: str | None, request: gr.Request) -> tuple[Any, str]:
+        html, text = app.live_frame(image, run_id, request.session_hash or "")
+        return (gr.skip() if html is None else html), text
+
+    def unload(request: gr.Request) -> None:
+        app.live_stop(request.session_hash)
+
+    # this module's annotations are strings (PEP 563): give Gradio the real class to inject the request
+    frame.__annotations__["request"] = unload.__annotations__["request"] = gr.Request
+    p.live_cam.stream(frame, [p.live_cam, p.live_run], [p.live_out, p.live_status], stream_every=0.1,
+                      concurrency_limit=1, show_progress="hidden", time_limit=None)
+    ui.unload(unload)
 
 
 def host_warning(host: str, port: int) -> str | None:
@@ -325,6 +427,7 @@ def serve(cfg: AppConfig, *, block: bool = True):
     except KeyboardInterrupt:
         pass
     finally:
+        app.live_stop()
         runner.stop()
         ui.close()
     return 0
