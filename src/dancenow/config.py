@@ -63,6 +63,7 @@ class TrainConfig:
     local_fix_global_steps: int = 0  # local stage: train only the enhancer's new layers first
     face_steps: int = 2000
     time_fractions: tuple[float, float, float] = (0.85, 0.0, 0.15)  # global, local, face
+    face_hr_time_fraction: float = 0.25  # the face stage's share instead, where it trains at full resolution
     # bookkeeping
     checkpoint_every: int = 500
     sample_every: int = 250

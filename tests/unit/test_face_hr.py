@@ -152,3 +152,14 @@ def test_evaluate_scores_the_full_resolution_face(hr_run, hr_data, tmp_path):
     assert 0 < r.face_full.ssim <= 1
     assert r.identity_on == "full-resolution faces"
     assert "full resolution" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_time_budget_gives_a_full_resolution_face_stage_its_own_share():
+    from dancenow.config import preset
+    from dancenow.train.schedule import plan_config
+
+    cfg = preset("cpu")
+    assert plan_config(cfg, False) is cfg
+    g, l, f = plan_config(cfg, True).time_fractions
+    assert f == cfg.face_hr_time_fraction and abs(g + l + f - 1) < 1e-9 and l == 0
+    assert plan_config(cfg.replace(use_face_gan=False), True) == cfg.replace(use_face_gan=False)

@@ -39,7 +39,7 @@ from dancenow.train import checkpoint as ckpt
 from dancenow.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from dancenow.train.metrics import MetricsSink
 from dancenow.train.precision import choose_precision
-from dancenow.train.schedule import BudgetPlanner, StepSampler, lr_at
+from dancenow.train.schedule import BudgetPlanner, StepSampler, lr_at, plan_config
 from dancenow.train.stages import Builder, Stage, generator_config, person_spec, stage_plan
 from dancenow.train.steps import StepContext, body_step, face_step
 from dancenow.train.validate import save_preview, validate
@@ -241,8 +241,8 @@ def _run_stage(s: Session, stage: Stage) -> bool:
         total = st.planned[stage.name] = stage.fixed_steps
     planner = None
     if total is None:
-        planner = BudgetPlanner(cfg, stage.name, list(s.config.stages[stage.index:]), st.budget_s, s.info,
-                                s.ctx.device)
+        planner = BudgetPlanner(plan_config(cfg, s.ctx.face_hr), stage.name, list(s.config.stages[stage.index:]), st.budget_s,
+                                s.info, s.ctx.device)
     step_fn: Callable = face_step if stage.is_face else body_step
     s.sink.start_stage(stage.name, total, st.stage_step)
     stopped = False
