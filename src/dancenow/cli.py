@@ -6,6 +6,7 @@ Every command's work lives in the package (`dancenow.<stage>`); this module only
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -265,16 +266,8 @@ def _run_and_app_args(add: Callable[[str, Callable[[argparse.Namespace], int], s
                     help="inference backend of the Live tab (default auto: measured on the first frames)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dancenow", description="Do-as-I-do motion transfer (Everybody Dance Now).")
-    p.add_argument("--version", action="version", version=f"dancenow {__import__('dancenow').__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
-        sp.set_defaults(func=fn)
-        return sp
-
+def _pose_args(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The parsers of detection, smoothing, normalization and stick figures of keypoint files."""
     sp = add("pose", cmd_pose, "detect body, face and hand keypoints in every frame of a video")
     sp.add_argument("video")
     sp.add_argument("-o", "--output", required=True, help="poses file (.npz)")
@@ -300,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overlay", metavar="VIDEO", help="draw on this video's frames instead of black")
     sp.add_argument("-q", "--quiet", action="store_true")
 
+
+def _prepare_train_args(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The parsers of prepare and train."""
     sp = add("prepare", cmd_prepare, "turn a target video into training data (frames, poses, face boxes, manifest)")
     sp.add_argument("video")
     sp.add_argument("-o", "--output", required=True, help="data folder")
@@ -339,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field")
     sp.add_argument("-q", "--quiet", action="store_true")
 
+
+def _transfer_args(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The parsers of transfer, export and live."""
     sp = add("transfer", cmd_transfer, "make a video of the trained target performing a source video's dance")
     sp.add_argument("source", help="source video (its audio is kept)")
     sp.add_argument("--model", required=True, help="trained run folder")
@@ -378,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds of calibration: stand where you will dance, step forward and back (default 4)")
     sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"])
 
+
+def _eval_args(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The parsers of evaluate and compare."""
     sp = add("evaluate", cmd_evaluate, "the paper's metrics on the target's held-out frames")
     sp.add_argument("--model", required=True, help="trained run folder")
     sp.add_argument("--data", required=True, help="the prepared data folder it was trained on")
@@ -394,8 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="auto")
     sp.add_argument("-q", "--quiet", action="store_true")
 
-    _run_and_app_args(add)
 
+def _synthetic_cmds(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The parsers of demo, benchmark and synth: the built-in synthetic dancer."""
     def synthetic_args(sp: argparse.ArgumentParser, minutes: float, out: str | None, size: int, preset: str) -> None:
         sp.add_argument("-o", "--output", required=out is None, default=out, help="output folder")
         sp.add_argument("--preset", default=preset, choices=["demo", "cpu", "paper"])
@@ -428,6 +431,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=_size, default=(256, 256))
     sp.add_argument("-o", "--output", required=True, help="video (.mp4)")
     sp.add_argument("--poses", required=True, help="exact keypoints (.npz)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dancenow", description="Do-as-I-do motion transfer (Everybody Dance Now).")
+    p.add_argument("--version", action="version", version=f"dancenow {__import__('dancenow').__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    _pose_args(add)
+    _prepare_train_args(add)
+    _transfer_args(add)
+    _eval_args(add)
+    _run_and_app_args(add)
+    _synthetic_cmds(add)
     return p
 
 
@@ -438,8 +459,6 @@ ONEDNN_CACHE = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-
     os.environ.setdefault(*ONEDNN_CACHE)
     args = build_parser().parse_args(argv)
     try:

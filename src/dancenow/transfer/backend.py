@@ -386,6 +386,24 @@ def candidates(model: TrainedModel) -> list[tuple[str, str]]:
     return out
 
 
+def face_boxes_for(model: TrainedModel, keypoints: np.ndarray) -> list[np.ndarray | None]:
+    """(T, 137, 3) keypoints in the target's pixels -> each frame's face box (4,), or None: the
+    boxes of the size the face GAN was trained with."""
+    from dancenow.pose.geometry import face_boxes
+
+    w, h = model.size
+    return [b if b[0] >= 0 else None for b in face_boxes(keypoints, w, h, side=model.face_box_size)[0]]
+
+
+def face_label_for(model: TrainedModel, keypoints: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
+    """The stick figure inside `box` drawn at the model's full-resolution face size (S, S, 3), or
+    None where the model has no full-resolution faces or the frame no face."""
+    from dancenow.pose.render import render_crop
+
+    hr = model.face_hr_size
+    return render_crop(keypoints, box, hr, model.config.render) if hr and box is not None else None
+
+
 @dataclass(frozen=True, eq=False)
 class Chain:
     """Consecutive frames' generator inputs: stick figures (H, W, 3), face boxes (4,) or None,
@@ -398,13 +416,11 @@ class Chain:
     @classmethod
     def of(cls, model: TrainedModel, keypoints: np.ndarray) -> "Chain":
         """The inputs for (T, 137, 3) keypoints in the target's pixels, drawn as transfer draws them."""
-        from dancenow.pose.geometry import face_boxes
-        from dancenow.pose.render import render_crop, render_pose
+        from dancenow.pose.render import render_pose
 
-        (w, h), style, hr = model.size, model.config.render, model.face_hr_size
-        boxes = [b if b[0] >= 0 else None for b in face_boxes(keypoints, w, h, side=model.face_box_size)[0]]
-        return cls([render_pose(k, w, h, style) for k in keypoints], boxes,
-                   [render_crop(k, b, hr, style) if hr and b is not None else None for k, b in zip(keypoints, boxes)])
+        (w, h), boxes = model.size, face_boxes_for(model, keypoints)
+        return cls([render_pose(k, w, h, model.config.render) for k in keypoints], boxes,
+                   [face_label_for(model, k, b) for k, b in zip(keypoints, boxes)])
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -32,11 +32,11 @@ import numpy as np
 
 from dancenow.errors import DancenowError, InputError
 from dancenow.pose.detect import DetectorConfig, HolisticDetector, PoseDetector
-from dancenow.pose.geometry import face_boxes, person_present
+from dancenow.pose.geometry import person_present
 from dancenow.pose.online import OnlineNormalizer, OnlineNormConfig
-from dancenow.pose.render import render_crop, render_pose
+from dancenow.pose.render import render_pose
 from dancenow.run import TrainedModel, load_trained
-from dancenow.transfer.backend import make_generator
+from dancenow.transfer.backend import face_boxes_for, face_label_for, make_generator
 from dancenow.transfer.pipeline import _fade
 
 
@@ -100,10 +100,8 @@ class LiveEngine:
             return self._empty(timestamp, "calibrating" if person_present(kp[None])[0] else "no person")
         w, h = self.model.size
         label = render_pose(norm, w, h, self.model.config.render)
-        box = face_boxes(norm[None], w, h, side=self.model.face_box_size)[0][0]
-        box = box if box[0] >= 0 else None
-        hr = self.model.face_hr_size
-        face_label = render_crop(norm, box, hr, self.model.config.render) if hr and box is not None else None
+        box = face_boxes_for(self.model, norm[None])[0]
+        face_label = face_label_for(self.model, norm, box)
         start = not self._chain_on
         if start:
             self.generator.reset()

@@ -35,14 +35,14 @@ from tqdm import tqdm
 from dancenow.device import pick_device
 from dancenow.errors import InputError
 from dancenow.models.face import FEATHER
-from dancenow.pose.geometry import face_boxes, person_present, resample_indices
+from dancenow.pose.geometry import person_present, resample_indices
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.pipeline import load_poses_for
-from dancenow.pose.render import render_crop, render_pose
+from dancenow.pose.render import render_pose
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import TrainedModel, load_trained
 from dancenow.tensors import feather_mask
-from dancenow.transfer.backend import BackendChoice, Chain, Generator, make_generator  # noqa: F401 (Generator: re-export)
+from dancenow.transfer.backend import BackendChoice, Chain, Generator, face_boxes_for, face_label_for, make_generator  # noqa: F401 (Generator: re-export)
 from dancenow.video import VideoWriter, probe, read_frames
 from dancenow.pose.smoothing import SmoothingConfig, smooth_keypoints
 
@@ -240,8 +240,7 @@ class TransferPipeline:
         """
         model = self.model
         w, h = model.size
-        boxes, _ = face_boxes(poses.keypoints, w, h, side=model.face_box_size)
-        hr = model.face_hr_size
+        boxes = face_boxes_for(model, poses.keypoints)
         gen = self._generator(poses, present)
         bg = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
         last, since_gone = None, 0
@@ -250,11 +249,10 @@ class TransferPipeline:
             label = render_pose(kp, w, h, model.config.render)
             if t > 0 and segments[t] != segments[t - 1]:
                 gen.reset()
-            face, box = None, (boxes[t] if boxes[t, 0] >= 0 else None)
+            face, box = None, boxes[t]
             if present[t]:
                 since_gone = 0
-                face_label = render_crop(kp, box, hr, model.config.render) if hr and box is not None else None
-                image, face = gen(label, box, face_label)
+                image, face = gen(label, box, face_label_for(model, kp, box))
                 last = image
             else:
                 gen.reset()
