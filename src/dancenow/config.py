@@ -19,6 +19,7 @@ class TrainConfig:
     ngf: int = 32
     n_down: int = 4
     n_blocks: int = 9
+    max_width: int = 0               # cap on the generator's filters per level (0: ngf * 2**level)
     use_local_enhancer: bool = False
     n_local_blocks: int = 3
     upsample: str = "transpose"      # "resize": resize + conv in G and the face G (no checkerboard)
@@ -36,6 +37,7 @@ class TrainConfig:
     face_ndf: int = 32
     # features of the method
     use_temporal: bool = True        # G sees its previous output; D judges consecutive pairs
+    prev_dropout: float = 0.0        # chance per step that frame t is made from a blank previous frame
     use_background: bool = True      # G draws the person + alpha over the target's background plate
     person_window: bool = True       # G runs on a window around the skeleton only (needs use_background)
     window_multiple: int = 0         # window sides rounded up to this (0: the generator's size multiple);
@@ -48,6 +50,7 @@ class TrainConfig:
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
     lambda_l1: float = 0.0
+    lambda_ssim: float = 0.0         # 1 - SSIM (11-tap Gaussian window) of the generated and real frames
     lambda_temporal: float = 0.0     # L1 between the generated and the real change from frame t-1 to t
     lambda_face_vgg: float = 10.0
     lambda_face_l1: float = 0.0

@@ -52,6 +52,7 @@ class GeneratorConfig:
     norm: str = "instance"
     upsample: str = "transpose"   # "transpose" (pix2pixHD) or "resize" (resize + conv: no checkerboard)
     skips: bool = False           # U-Net skips: each decoder level adds the encoder's features of its size
+    max_width: int = 0            # cap on any level's filters (0: ngf * 2**level, pix2pixHD's doubling)
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLES:
@@ -59,7 +60,7 @@ class GeneratorConfig:
         for name in ("in_channels", "out_channels", "ngf", "n_down"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"GeneratorConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("n_blocks", "n_local_blocks"):
+        for name in ("n_blocks", "n_local_blocks", "max_width"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"GeneratorConfig.{name} must be >= 0, got {getattr(self, name)}")
         check_norm(self.norm)
@@ -68,6 +69,11 @@ class GeneratorConfig:
     def size_multiple(self) -> int:
         """Input height and width must be multiples of this."""
         return 2 ** (self.n_down + (1 if self.use_local_enhancer else 0))
+
+    def width(self, level: int) -> int:
+        """Filters after `level` downsamplings: ngf doubled each time, at most max_width."""
+        w = self.ngf * 2**level
+        return min(w, self.max_width) if self.max_width else w
 
     def global_config(self) -> "GeneratorConfig":
         """The config of the global generator inside (or before) a local enhancer.
@@ -90,7 +96,7 @@ def _check_config(cfg: GeneratorConfig, local: bool, cls: str) -> None:
 def _architecture(cfg: GeneratorConfig) -> tuple:
     """The fields that shape a global generator (n_local_blocks does not)."""
     return (cfg.in_channels, cfg.out_channels, cfg.ngf, cfg.n_down, cfg.n_blocks, cfg.norm, cfg.upsample,
-            cfg.skips)
+            cfg.skips, cfg.max_width)
 
 
 class UNetFeatures(nn.Module):
@@ -101,10 +107,10 @@ class UNetFeatures(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.head = nn.Sequential(*conv7_in(cfg.in_channels, cfg.ngf, cfg.norm))
-        self.downs = nn.ModuleList(nn.Sequential(*down(cfg.ngf * 2**i, cfg.ngf * 2 ** (i + 1), cfg.norm))
+        self.downs = nn.ModuleList(nn.Sequential(*down(cfg.width(i), cfg.width(i + 1), cfg.norm))
                                    for i in range(cfg.n_down))
-        self.blocks = nn.Sequential(*[ResnetBlock(cfg.ngf * 2**cfg.n_down, cfg.norm) for _ in range(cfg.n_blocks)])
-        self.ups = nn.ModuleList(nn.Sequential(*up(cfg.ngf * 2**i, cfg.ngf * 2 ** (i - 1), cfg.norm, cfg.upsample))
+        self.blocks = nn.Sequential(*[ResnetBlock(cfg.width(cfg.n_down), cfg.norm) for _ in range(cfg.n_blocks)])
+        self.ups = nn.ModuleList(nn.Sequential(*up(cfg.width(i), cfg.width(i - 1), cfg.norm, cfg.upsample))
                                  for i in range(cfg.n_down, 0, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,11 +129,10 @@ def _global_features(cfg: GeneratorConfig) -> nn.Module:
         return UNetFeatures(cfg)
     layers: list[nn.Module] = conv7_in(cfg.in_channels, cfg.ngf, cfg.norm)
     for i in range(cfg.n_down):
-        layers += down(cfg.ngf * 2**i, cfg.ngf * 2 ** (i + 1), cfg.norm)
-    width = cfg.ngf * 2**cfg.n_down
-    layers += [ResnetBlock(width, cfg.norm) for _ in range(cfg.n_blocks)]
+        layers += down(cfg.width(i), cfg.width(i + 1), cfg.norm)
+    layers += [ResnetBlock(cfg.width(cfg.n_down), cfg.norm) for _ in range(cfg.n_blocks)]
     for i in range(cfg.n_down, 0, -1):
-        layers += up(cfg.ngf * 2**i, cfg.ngf * 2 ** (i - 1), cfg.norm, cfg.upsample)
+        layers += up(cfg.width(i), cfg.width(i - 1), cfg.norm, cfg.upsample)
     return nn.Sequential(*layers)
 
 

@@ -237,14 +237,17 @@ class PersonGenerator(nn.Module):
         out = self._run(crop_windows(label, windows), prev_c, crop_windows(bg_full, windows), feather)
         return paste_windows(bg_full, out, windows)
 
-    def forward_pair(self, label_prev: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_pair(self, label_prev: torch.Tensor, label: torch.Tensor,
+                     drop_prev: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames t-1 (from zeros) and t (from frame t-1's output, gradient flowing through it),
-        whole frames, each made exactly as `step` makes it in transfer (own window each)."""
+        whole frames, each made exactly as `step` makes it in transfer (own window each).
+        drop_prev: frame t from zeros too (previous-frame dropout: it must draw from the pose)."""
         prev = self.step(label_prev, None)
-        return prev, self.step(label, prev)
+        return prev, self.step(label, None if drop_prev else prev)
 
-    def forward(self, label_prev: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def forward(self, label_prev: torch.Tensor, label: torch.Tensor,
+                drop_prev: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Temporal: (frame t-1, frame t) as `forward_pair`. Otherwise (None, frame t) alone."""
         if self.spec.use_temporal:
-            return self.forward_pair(label_prev, label)
+            return self.forward_pair(label_prev, label, drop_prev)
         return None, self.step(label, None)

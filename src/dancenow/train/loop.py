@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import dancenow
 from dancenow.atomic import write_json
 from dancenow.config import TrainConfig
 from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs
-from dancenow.errors import InputError
+from dancenow.errors import DancenowError, InputError
 from dancenow.models.losses import GANLoss, VGGPerceptualLoss
 from dancenow.models.vgg import load_vgg_trunk
 from dancenow.pose.normalize import NormStats
@@ -252,7 +253,8 @@ def _run_stage(s: Session, stage: Stage) -> bool:
         if stage.on_step is not None:
             stage.on_step(stage, st.stage_step)
         lr = lr_at(cfg, st.stage_step, total if total is not None else 10**9)
-        losses = step_fn(s.ctx, stage, batch, lr)
+        losses = step_fn(s.ctx, stage, batch, lr, st.stage_step)
+        _check_finite(stage.name, st.stage_step + 1, losses)
         st.stage_step += 1
         s.done += 1
         s.sink.step()
@@ -273,6 +275,14 @@ def _run_stage(s: Session, stage: Stage) -> bool:
             break
     s.sink.end_stage()
     return stopped
+
+
+def _check_finite(stage: str, step: int, losses: dict[str, float]) -> None:
+    """Stop before a diverged model reaches a checkpoint (the last good one stays)."""
+    bad = sorted(k for k, v in losses.items() if not math.isfinite(v))
+    if bad:
+        raise DancenowError(f"training diverged: {stage} step {step} gave non-finite {', '.join(bad)}; "
+                            "the last checkpoint is kept (--resume continues from it; try a lower lr)")
 
 
 def _report(s: Session, stage: Stage, finished: bool) -> None:

@@ -45,7 +45,8 @@ def generator_config(cfg: TrainConfig, spec: PersonSpec) -> GeneratorConfig:
     """The final generator's config (a local enhancer when the config asks for one)."""
     return GeneratorConfig(in_channels=spec.in_channels, out_channels=spec.out_channels, ngf=cfg.ngf,
                            n_down=cfg.n_down, n_blocks=cfg.n_blocks, use_local_enhancer=cfg.use_local_enhancer,
-                           n_local_blocks=cfg.n_local_blocks, upsample=cfg.upsample, skips=cfg.skips)
+                           n_local_blocks=cfg.n_local_blocks, upsample=cfg.upsample, skips=cfg.skips,
+                           max_width=cfg.max_width)
 
 
 def discriminator_config(cfg: TrainConfig) -> DiscriminatorConfig:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,7 +26,7 @@ from dancenow.config import TrainConfig
 from dancenow.data.dataset import PairSample
 from dancenow.device import autocast
 from dancenow.models.face import upsample_face
-from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
+from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, ssim_loss
 from dancenow.models.person import crop_windows, person_windows
 from dancenow.tensors import crop_faces
 from dancenow.train.distributed import DistInfo, all_reduce_sum
@@ -89,13 +90,15 @@ def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: 
     zero = torch.zeros((), device=ctx.device)
     losses = {"G_gan": ctx.gan(pred_fake, True),
               "G_feat": feature_matching_loss(pred_fake, pred_real, cfg.n_layers_D, cfg.num_D) * cfg.lambda_feat,
-              "G_vgg": zero, "G_l1": zero, "G_temporal": zero}
+              "G_vgg": zero, "G_l1": zero, "G_ssim": zero, "G_temporal": zero}
     pairs = [(fake, b.image, b.label)] + ([(fake_prev, b.image_prev, b.label_prev)] if fake_prev is not None else [])
     if ctx.vgg is not None and cfg.lambda_vgg > 0:
         vp = pairs if cfg.vgg_on_both_frames else pairs[:1]
         losses["G_vgg"] = sum(_vgg(ctx, stage, f, r, lab) for f, r, lab in vp) / len(vp) * cfg.lambda_vgg
     if cfg.lambda_l1 > 0:
         losses["G_l1"] = sum(nn.functional.l1_loss(f.float(), r.float()) for f, r, _ in pairs) / len(pairs) * cfg.lambda_l1
+    if cfg.lambda_ssim > 0:  # the structure term of the evaluation's SSIM (MS-SSIM + L1 mixes: Zhao et al. 2017)
+        losses["G_ssim"] = sum(ssim_loss(f, r) for f, r, _ in pairs) / len(pairs) * cfg.lambda_ssim
     if cfg.lambda_temporal > 0 and fake_prev is not None:  # change like the real frames change (less flicker)
         losses["G_temporal"] = nn.functional.l1_loss((fake - fake_prev).float(),
                                                      (b.image - b.image_prev).float()) * cfg.lambda_temporal
@@ -109,14 +112,19 @@ def _d_loss(ctx: StepContext, D_train: nn.Module, real: torch.Tensor, fake: torc
     return 0.5 * (ctx.gan([[f[:n] for f in s] for s in both], True) + ctx.gan([[f[n:] for f in s] for s in both], False))
 
 
-def body_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float) -> dict[str, float]:
+def drop_previous(cfg: TrainConfig, step: int) -> bool:
+    """Previous-frame dropout at this step: a draw from (seed, step), the same on every rank and resume."""
+    return cfg.prev_dropout > 0 and float(np.random.default_rng([cfg.seed, step]).random()) < cfg.prev_dropout
+
+
+def body_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float, step: int = 0) -> dict[str, float]:
     """One step of the global or local stage: G then D."""
     b = stage_inputs(ctx, stage, batch)
     for o in stage.optims.values():
         o.set_lr(lr)
     windows = stage.G.windows_for(b.label)  # frame t's person window (None: whole frames)
     with ctx.autocast():
-        fake_prev, fake = stage.train_views["G"](b.label_prev, b.label)  # whole frames
+        fake_prev, fake = stage.train_views["G"](b.label_prev, b.label, drop_previous(ctx.cfg, step))  # whole frames
         if windows is not None:  # D and the losses see frames t-1 and t at frame t's window
             cut = lambda t: crop_windows(t, windows)  # noqa: E731
             b = _map(b, cut)
@@ -158,7 +166,7 @@ def _face_crops(ctx: StepContext, stage: Stage, b: PairSample) -> tuple[int, flo
     return len(keep), weight, crops
 
 
-def face_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float) -> dict[str, float]:
+def face_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float, step: int = 0) -> dict[str, float]:
     """One step of the face GAN: FG then FD. Returns {} when this rank's batch has no face."""
     cfg, b = ctx.cfg, stage_inputs(ctx, stage, batch)
     for o in stage.optims.values():
