@@ -6,8 +6,9 @@ load that comes and goes on a shared machine hits every case alike).
                                         [--sections detection generation end-to-end memory]
 
 1. generation, `cpu` preset, 256 px and 512 px frames (an untrained network: speed does not
-   depend on training): eager fp32 (today), eager bf16 autocast, ONNX Runtime fp32, OpenVINO
-   fp32 and bf16; frames/s, x eager, and the largest pixel difference to eager fp32 over the
+   depend on training): eager fp32 of the generator before session 6 (an untrained copy with the
+   old architecture, see `_before_model`), eager fp32 (today), eager bf16 autocast, ONNX Runtime
+   fp32, OpenVINO fp32 and bf16; frames/s, x before, x eager, and the largest pixel difference to eager fp32 over the
    whole temporal chain. `--run` adds the differences on a trained run (they depend on weights).
 2. pose detection at 512 px: the offline mode (every part every frame) vs tracking mode.
 3. end-to-end, frame by frame (detect + normalize + render + generate; encoding separate):
@@ -90,11 +91,31 @@ def interleaved(cases: dict, items: list, rounds: int, fn) -> dict[str, float]:
     return {k: len(items) / v for k, v in spent.items()}
 
 
+# The cpu preset's generator before session 6: every level doubling its filters (384 in the bottleneck).
+BEFORE = {"max_width": 0}
+
+
+def _before_model(model):
+    """The same run (plate, spec, windows) with the session-5 generator architecture, untrained:
+    speed does not depend on weights."""
+    import dataclasses
+
+    from dancenow.models.person import PersonGenerator, PersonGeneratorConfig
+
+    g = model.generator
+    cfg = dataclasses.replace(g.config.generator, **BEFORE)
+    old = PersonGenerator.from_config(PersonGeneratorConfig(cfg, g.spec), torch.Generator().manual_seed(0))
+    if g.background is not None:
+        old.set_background(g.background)
+    return dataclasses.replace(model, generator=old.eval())
+
+
 def bench_generation(run: Path, keypoints: np.ndarray, rounds: int, title: str) -> None:
     model = load_trained(run)
     chain = chain_for(model, keypoints)
     args = list(zip(chain.labels, chain.boxes, chain.face_labels))
-    cases = {"eager fp32 (today)": build_generator_for(model, "torch", "fp32"),
+    cases = {"eager fp32, before (session 5 generator)": build_generator_for(_before_model(model), "torch", "fp32"),
+             "eager fp32 (today)": build_generator_for(model, "torch", "fp32"),
              "eager bf16 autocast": build_generator_for(model, "torch", "bf16")}
     have = available_backends()
     if "onnx" in have:
@@ -113,13 +134,15 @@ def bench_generation(run: Path, keypoints: np.ndarray, rounds: int, title: str) 
         outs[k][i] = g(*args[i])[0]
 
     fps = interleaved(cases, args, rounds, step)
-    base = fps["eager fp32 (today)"]
+    before, base = fps["eager fp32, before (session 5 generator)"], fps["eager fp32 (today)"]
     ref = outs["eager fp32 (today)"]
     print(f"\n[generation, {title}, {model.size[0]}x{model.size[1]}, {len(args)} frames, "
           f"{torch.get_num_threads()} threads]")
     for k in cases:
-        diff = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(outs[k], ref))
-        print(f"  {k:22s} {fps[k]:7.1f} frames/s  x{fps[k] / base:5.2f}  max diff to eager fp32 {diff}/255")
+        diff = ("(other network)" if "before" in k else
+                f"{max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(outs[k], ref))}/255")
+        print(f"  {k:40s} {fps[k]:7.1f} frames/s  x{fps[k] / before:5.2f} before  x{fps[k] / base:5.2f} eager  "
+              f"max diff to eager fp32 {diff}")
 
 
 def detect_all(cfg: DetectorConfig, frames: list[np.ndarray]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The cheaper generator layers and the new loss options give the functions they stand for."""
+"""The capped generator, the SSIM loss, previous-frame dropout and the divergence stop."""
 
 from __future__ import annotations
 
@@ -8,41 +8,10 @@ import torch
 from torch import nn
 
 from dancenow.config import PRESETS
-from dancenow.models.blocks import NearestUpConv2d
 from dancenow.models.generator import GeneratorConfig, GlobalGenerator
 from dancenow.models.losses import ssim_loss
 from dancenow.similarity import ssim
 from dancenow.train.steps import drop_previous
-
-
-def _resize_then_conv(m: NearestUpConv2d) -> nn.Sequential:
-    ref = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(m.in_channels, m.out_channels, 3, padding=1))
-    ref[1].load_state_dict(m.state_dict())
-    return ref
-
-
-@pytest.mark.parametrize("h, w", [(6, 9), (1, 1), (8, 8)])
-def test_nearest_up_conv_is_resize_then_conv(h: int, w: int):
-    torch.manual_seed(0)
-    m = NearestUpConv2d(5, 7)
-    ref = _resize_then_conv(m)
-    x = torch.randn(2, 5, h, w, requires_grad=True)
-    a, b = m(x), ref(x)
-    assert a.shape == (2, 7, 2 * h, 2 * w)
-    assert torch.allclose(a, b, atol=1e-5)
-    ga = torch.autograd.grad(a.square().sum(), [x, m.weight, m.bias])
-    gb = torch.autograd.grad(b.square().sum(), [x, ref[1].weight, ref[1].bias])
-    for u, v in zip(ga, gb):
-        assert torch.allclose(u, v, rtol=1e-4, atol=1e-4)
-
-
-def test_nearest_up_conv_keeps_the_conv_state_dict():
-    """Runs trained with Upsample + Conv2d load into the new layer unchanged (same keys, shapes)."""
-    m = NearestUpConv2d(4, 3)
-    assert {k: tuple(v.shape) for k, v in m.state_dict().items()} == {"weight": (3, 4, 3, 3), "bias": (3,)}
-    g = GlobalGenerator(GeneratorConfig(in_channels=6, out_channels=4, ngf=8, n_down=2, n_blocks=1,
-                                        upsample="resize", skips=True))
-    assert any(k.endswith(".1.weight") and k.startswith("features.ups.") for k in g.state_dict())
 
 
 def test_max_width_caps_the_filters():

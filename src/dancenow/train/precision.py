@@ -7,6 +7,7 @@ The choice is saved in the run's config, so a resumed run keeps it.
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -21,26 +22,45 @@ from dancenow.train.steps import StepContext, body_step
 
 CANDIDATES = ("fp32", "bf16")
 BF16_MARGIN = 0.9   # bf16 is chosen only when its step takes under 90% of fp32's
-TIMED_STEPS = 3
+ROUNDS = 3          # timed rounds per candidate, interleaved (a load that comes and goes hits both)
+ROUND_STEPS = 2     # steps per round; the median round counts
 
 
-def time_body_steps(cfg: TrainConfig, spec: PersonSpec, device: torch.device, background: torch.Tensor | None,
-                    dataset: PairDataset, face_side: int, steps: int = TIMED_STEPS) -> float:
-    """Seconds per step of the global stage (after one warm-up step) on a throwaway copy of the
-    networks (another seed: the run's own weights and data order are untouched)."""
-    solo = DistInfo()
-    stage = Builder(cfg, spec, device, solo, background).build("global", 99, None)
-    ctx = StepContext(cfg, device, solo, GANLoss(), None, face_side)
-    batch = collate_pairs([dataset[i % len(dataset)] for i in range(cfg.batch_size)])
-    body_step(ctx, stage, batch, cfg.lr)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        body_step(ctx, stage, batch, cfg.lr)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t) / steps
+class _Timer:
+    """One candidate's throwaway networks (another seed: the run's own weights and data order are
+    untouched), warmed up, timed a round at a time."""
+
+    def __init__(self, cfg: TrainConfig, spec: PersonSpec, device: torch.device, background: torch.Tensor | None,
+                 batch, face_side: int):
+        solo = DistInfo()
+        self.stage = Builder(cfg, spec, device, solo, background).build("global", 99, None)
+        self.ctx = StepContext(cfg, device, solo, GANLoss(), None, face_side)
+        self.batch, self.device, self.rounds = batch, device, []
+        for _ in range(2):  # kernels are created on the first steps of a shape
+            body_step(self.ctx, self.stage, batch, cfg.lr)
+
+    def round(self, steps: int) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t = time.perf_counter()
+        for _ in range(steps):
+            body_step(self.ctx, self.stage, self.batch, self.ctx.cfg.lr)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.rounds.append((time.perf_counter() - t) / steps)
+
+
+def time_body_steps(cfgs: dict[str, TrainConfig], spec: PersonSpec, device: torch.device,
+                    background: torch.Tensor | None, dataset: PairDataset, face_side: int,
+                    rounds: int = ROUNDS, steps: int = ROUND_STEPS) -> dict[str, float]:
+    """Median seconds per step of the global stage for each config, timed in interleaved rounds."""
+    cfg0 = next(iter(cfgs.values()))
+    batch = collate_pairs([dataset[i % len(dataset)] for i in range(cfg0.batch_size)])
+    timers = {k: _Timer(c, spec, device, background, batch, face_side) for k, c in cfgs.items()}
+    for _ in range(rounds):
+        for t in timers.values():
+            t.round(steps)
+    return {k: statistics.median(t.rounds) for k, t in timers.items()}
 
 
 def choose_precision(cfg: TrainConfig, spec: PersonSpec, device: torch.device, info: DistInfo,
@@ -49,8 +69,8 @@ def choose_precision(cfg: TrainConfig, spec: PersonSpec, device: torch.device, i
     """(precision, measured seconds per step by candidate). Every rank gets rank 0's choice."""
     if device.type == "cuda":
         return ("bf16" if torch.cuda.is_bf16_supported() else "fp16"), {}
-    timings = {p: time_body_steps(cfg.replace(precision=p), spec, device, background, dataset, face_side)
-               for p in CANDIDATES}
+    timings = time_body_steps({p: cfg.replace(precision=p) for p in CANDIDATES}, spec, device, background,
+                              dataset, face_side)
     pick = "bf16" if timings["bf16"] < BF16_MARGIN * timings["fp32"] else "fp32"
     pick = CANDIDATES[broadcast_int(CANDIDATES.index(pick), info, device)]
     return pick, timings
