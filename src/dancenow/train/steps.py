@@ -3,7 +3,9 @@
 body_step (temporal smoothing as in the paper):
     fake_{t-1} = G(pose_{t-1}, 0);  fake_t = G(pose_t, fake_{t-1})      (gradient through both)
     D judges (pose_{t-1}, pose_t, frame_{t-1}, frame_t), real vs generated;
-    G loss = LSGAN + lambda_feat * feature matching + lambda_vgg * VGG (+ lambda_l1 * L1).
+    G loss = LSGAN + lambda_feat * feature matching + lambda_vgg * VGG (+ lambda_l1 * L1
+    + lambda_ssim * (1 - SSIM) + lambda_temporal * L1 of the frame-to-frame change); with
+    prev_dropout, some steps make frame t from a blank previous frame instead of fake_{t-1}.
 face_step: G frozen; a residual face generator refines the face crop of fake_t and a
 70x70 PatchGAN judges (pose crop, face crop). Where the data has full-resolution faces, the
 crops are the face box at that resolution: the stick figure drawn at it, fake_t's crop
