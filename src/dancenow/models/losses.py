@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from dancenow.models.vgg import VGGTrunk
+from dancenow.similarity import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
 
 # pix2pixHD VGGLoss weights, shallow to deep.
 PIX2PIXHD_VGG_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
@@ -122,38 +123,34 @@ class VGGPerceptualLoss(nn.Module):
         return loss
 
 
-def _gaussian_kernel(sigma: float, radius: int, channels: int, like: torch.Tensor) -> torch.Tensor:
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=like.device)
-    g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
-    g = g / g.sum()
-    return g.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous()
+def _gaussian_kernel(channels: int, like: torch.Tensor) -> torch.Tensor:
+    """The evaluation's SSIM window (`dancenow.similarity`) as a (channels, 1, 1, taps) row kernel."""
+    x = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=torch.float32, device=like.device)
+    g = torch.exp(-(x * x) / (2.0 * SSIM_SIGMA * SSIM_SIGMA))
+    return (g / g.sum()).view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous()
 
 
-def ssim_loss(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5, radius: int = 5) -> torch.Tensor:
-    """1 - mean SSIM of two batches (B, C, H, W) in [-1, 1], per channel, Gaussian window
-    (sigma 1.5, 11 taps: the window of `dancenow.similarity.ssim`), valid region only.
-    0 for identical images; float32. The target y gets no gradient. H, W >= 11."""
+def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - mean SSIM of two batches (B, C, H, W) in [-1, 1], per channel, with the window and
+    constants of `dancenow.similarity.ssim`, valid region only. 0 for identical images; float32,
+    computed outside autocast (variances are differences of means: bf16 cancels them into
+    garbage). The target y gets no gradient. H, W >= 11."""
+    win = 2 * SSIM_RADIUS + 1
     if x.shape != y.shape:
         raise ValueError(f"ssim_loss: shapes differ {tuple(x.shape)} vs {tuple(y.shape)}")
-    if min(x.shape[-2:]) < 2 * radius + 1:
-        raise ValueError(f"ssim_loss: images must be at least {2 * radius + 1} pixels, got {tuple(x.shape[-2:])}")
-    with torch.autocast(x.device.type, enabled=False):  # variances as differences of means: float32 only
-        return _ssim_loss(x, y, sigma, radius)
+    if min(x.shape[-2:]) < win:
+        raise ValueError(f"ssim_loss: images must be at least {win} pixels, got {tuple(x.shape[-2:])}")
+    with torch.autocast(x.device.type, enabled=False):
+        a, b = (x.float() + 1.0) * 0.5, (y.detach().float() + 1.0) * 0.5
+        c = a.shape[1]
+        kx = _gaussian_kernel(c, a)
+        ky = kx.transpose(-1, -2)
 
+        def blur(t: torch.Tensor) -> torch.Tensor:
+            return nn.functional.conv2d(nn.functional.conv2d(t, kx, groups=c), ky, groups=c)
 
-def _ssim_loss(x: torch.Tensor, y: torch.Tensor, sigma: float, radius: int) -> torch.Tensor:
-    a, b = (x.float() + 1.0) * 0.5, (y.detach().float() + 1.0) * 0.5
-    c = a.shape[1]
-    kx = _gaussian_kernel(sigma, radius, c, a)
-    ky = kx.transpose(-1, -2)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return nn.functional.conv2d(nn.functional.conv2d(t, kx, groups=c), ky, groups=c)
-
-    ua, ub = blur(a), blur(b)
-    va = blur(a * a) - ua * ua
-    vb = blur(b * b) - ub * ub
-    vab = blur(a * b) - ua * ub
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * ua * ub + c1) * (2 * vab + c2)) / ((ua * ua + ub * ub + c1) * (va + vb + c2))
-    return 1.0 - s.mean()
+        ua, ub = blur(a), blur(b)
+        va, vb, vab = blur(a * a) - ua * ua, blur(b * b) - ub * ub, blur(a * b) - ua * ub
+        c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+        s = ((2 * ua * ub + c1) * (2 * vab + c2)) / ((ua * ua + ub * ub + c1) * (va + vb + c2))
+        return 1.0 - s.mean()
