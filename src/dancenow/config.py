@@ -39,6 +39,9 @@ class TrainConfig:
     use_temporal: bool = True        # G sees its previous output; D judges consecutive pairs
     prev_dropout: float = 0.0        # chance per step that frame t is made from a blank previous frame
     use_background: bool = True      # G draws the person + alpha over the target's background plate
+    use_reference: bool = False      # G also sees the nearest of `reference_frames` training frames,
+    reference_frames: int = 32       # warped part by part onto the pose (dancenow.pose.reference)
+    reference_gap_s: float = 2.0     # training: a frame's reference is at least this far from it
     person_window: bool = True       # G runs on a window around the skeleton only (needs use_background)
     window_multiple: int = 0         # window sides rounded up to this (0: the generator's size multiple);
                                      # fewer distinct shapes, fewer kernels for oneDNN to build

@@ -8,6 +8,8 @@ the benchmarks read it back through `load_trained` and `RunDir`.
         target_stats.json   the target's normalization statistics (also in config.json;
                             kept as a file for `dancenow normalize --target RUN_DIR`)
         background.png      the target's background plate (runs with use_background)
+        references.npz      the reference frames (runs with use_reference): images (K, H, W, 3)
+                            uint8, keypoints (K, 137, 3), frames (K,) (numpy, no pickles)
         checkpoints/latest/ generator/ (a PersonGenerator component), discriminator/ or
                             face_generator/ + face_discriminator/, optimizer and loop state
         samples/            validation grids (pose | real | generated), latest.png
@@ -33,7 +35,7 @@ import torch
 from torch import nn
 
 from dancenow import __version__
-from dancenow.atomic import write_json
+from dancenow.atomic import atomic_path, write_json
 from dancenow.config import TrainConfig
 from dancenow.data.dataset import PreparedData
 from dancenow.errors import InputError
@@ -41,7 +43,8 @@ from dancenow.models.io import config_from_fields, load_component
 from dancenow.models.person import PersonGenerator, PersonSpec
 from dancenow.pose.normalize import NormStats
 from dancenow.pose.pipeline import TARGET_STATS_FILE
-from dancenow.pose.render import RenderStyle
+from dancenow.pose.reference import ReferenceBank
+from dancenow.pose.render import RenderStyle, render_input
 from dancenow.tensors import to_tensor
 from dancenow.video import read_image
 
@@ -102,6 +105,22 @@ class RunConfig:
             raise InputError(path, f"invalid run config: {exc}") from None
 
 
+def save_references(path: Path, bank: ReferenceBank) -> None:
+    """A reference bank as one .npz (images, keypoints, frames), written atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, images=bank.images, keypoints=bank.keypoints, frames=bank.frames)
+
+
+def load_references(path: Path) -> ReferenceBank:
+    """A saved reference bank (no pickles); InputError naming the file when it is missing or bad."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return ReferenceBank(z["images"], z["keypoints"], z["frames"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(path, f"missing or unreadable reference frames ({exc})") from None
+
+
 @dataclass(frozen=True)
 class RunDir:
     """The paths of a run folder, and its reads and writes."""
@@ -135,6 +154,16 @@ class RunDir:
     @property
     def background_path(self) -> Path:
         return self.root / "background.png"
+
+    @property
+    def references_path(self) -> Path:
+        return self.root / "references.npz"
+
+    def save_references(self, bank: ReferenceBank) -> None:
+        save_references(self.references_path, bank)
+
+    def load_references(self) -> ReferenceBank:
+        return load_references(self.references_path)
 
     def exists(self) -> bool:
         return self.config_path.is_file()
@@ -194,6 +223,12 @@ class TrainedModel:
     face_generator: nn.Module | None
     background: np.ndarray | None  # (H, W, 3) uint8
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    reference: ReferenceBank | None = None  # runs with use_reference
+
+    def render_label(self, keypoints: np.ndarray) -> np.ndarray:
+        """The generator's input for one pose (137, 3) in the target's pixels (`render_input`)."""
+        w, h = self.size
+        return render_input(keypoints, w, h, self.config.render, self.reference)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -230,4 +265,5 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> Tra
     face = None
     if (run.checkpoint / "face_generator").is_dir():
         face, _ = load_component(run.checkpoint / "face_generator", device=device)
-    return TrainedModel(run, cfg, gen.eval(), face, background, device)
+    reference = run.load_references() if cfg.train.use_reference else None
+    return TrainedModel(run, cfg, gen.eval(), face, background, device, reference)

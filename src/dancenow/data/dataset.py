@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from dancenow.errors import InputError
-from dancenow.pose.render import RenderStyle, render_crop, render_pose
+from dancenow.pose.reference import ReferenceBank, choose_bank
+from dancenow.pose.render import RenderStyle, render_crop, render_input, render_pose
 from dancenow.pose.schema import PoseSequence
 from dancenow.tensors import to_tensor
 from dancenow.video import read_image
@@ -71,6 +72,21 @@ class PreparedData:
         w, h = self.size
         return render_pose(self.poses.keypoints[i], w, h, style)
 
+    def model_input(self, i: int, style: RenderStyle = RenderStyle(), reference: ReferenceBank | None = None,
+                    gap: int = 0) -> np.ndarray:
+        """Frame i's generator input (`render_input`): with `reference`, never a reference within
+        `gap` frames of i."""
+        w, h = self.size
+        return render_input(self.poses.keypoints[i], w, h, style, reference, i, gap)
+
+    def reference_bank(self, k: int, split: str = "train") -> ReferenceBank:
+        """`k` diverse frames of a split (`choose_bank`) with their poses."""
+        a, b = self.split(split)
+        idx = a + choose_bank(self.poses.keypoints[a:b], k)
+        if len(idx) == 0:
+            raise InputError(self.root, f"no {split} frames to take reference frames from")
+        return ReferenceBank(np.stack([self.read_frame(int(i)) for i in idx]), self.poses.keypoints[idx].copy(), idx)
+
     @property
     def face_hr_size(self) -> int:
         """Side of the full-resolution face crops in faces/ (0: none were made)."""
@@ -100,7 +116,8 @@ def _read(path: Path, what: str) -> np.ndarray:
 class PairSample:
     """Two consecutive frames (batched along dim 0 after `collate_pairs`).
 
-    label_prev, label: (B, 3, H, W) stick figures in [-1, 1]
+    label_prev, label: (B, C, H, W) generator inputs in [-1, 1]: stick figures (C = 3), and
+        with a reference bank the warped reference frame after them (C = 6)
     image_prev, image: (B, 3, H, W) real frames in [-1, 1]
     face_box: (B, 4) int64 x0, y0, x1, y1 of frame t (-1 where no face)
     index: (B,) int64 frame index t
@@ -130,8 +147,9 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, data: PreparedData, split: str = "train", style: RenderStyle = RenderStyle(),
-                 cache_bytes: int = 2 << 30):
+                 cache_bytes: int = 2 << 30, reference: ReferenceBank | None = None, gap: int = 0):
         self.data = data
+        self.reference, self.gap = reference, int(gap)
         self.start, self.stop = data.split(split)
         self.style = style
         w, h = data.size
@@ -158,8 +176,8 @@ class PairDataset(Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor | None, ...]:
         t = self.start + 1 + int(k)
         return (
-            to_tensor(self.data.label(t - 1, self.style)),
-            to_tensor(self.data.label(t, self.style)),
+            to_tensor(self.data.model_input(t - 1, self.style, self.reference, self.gap)),
+            to_tensor(self.data.model_input(t, self.style, self.reference, self.gap)),
             to_tensor(self._frame(t - 1)),
             to_tensor(self._frame(t)),
             torch.from_numpy(self.data.face_boxes[t].astype(np.int64)),

@@ -29,6 +29,7 @@ from torch import nn
 from dancenow.models.generator import GeneratorConfig, build_generator
 
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in pixels
+STICK_CHANNELS = 3  # a label's first channels: the stick figure (then, with references, the warped reference)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class PersonGenerator(nn.Module):
         if not self.spec.use_window:
             return None
         m = self.size_multiple
+        labels = tuple(lab[:, :STICK_CHANNELS] for lab in labels)  # the stick figure says where the person is
         return person_windows(labels, m, round_to=max(m, -(-self.spec.window_multiple // m) * m))
 
     def _run(self, label: torch.Tensor, previous: torch.Tensor | None, bg: torch.Tensor | None,

@@ -29,6 +29,7 @@ from dancenow.pose.schema import (
     RIGHT_HAND,
     PoseSequence,
 )
+from dancenow.pose.reference import ReferenceBank
 
 _SHIFT = 4  # sub-pixel precision bits for cv2 drawing
 _ONE = 1 << _SHIFT
@@ -102,6 +103,22 @@ def render_pose(keypoints: np.ndarray, width: int, height: int, style: RenderSty
     img = np.empty((height, width, 3), dtype=np.uint8)
     img[:] = style.background
     return draw_pose(img, np.asarray(keypoints, dtype=np.float32), style)
+
+
+STICK_CHANNELS = 3  # a generator's input image: the stick figure first, then (with a bank) the reference
+
+
+def render_input(keypoints: np.ndarray, width: int, height: int, style: RenderStyle = RenderStyle(),
+                 reference: ReferenceBank | None = None, frame: int | None = None, gap: int = 0) -> np.ndarray:
+    """A generator's input for one pose: the stick figure (H, W, 3) uint8, and with `reference`
+    the nearest reference frame's parts warped onto the pose beside it (H, W, 6). frame, gap:
+    training's rule that a frame never takes a reference within `gap` frames of itself."""
+    label = render_pose(keypoints, width, height, style)
+    if reference is None:
+        return label
+    if reference.size != (width, height):
+        raise ValueError(f"render_input: the reference bank is {reference.size}, the frame {width}x{height}")
+    return np.concatenate([label, reference.warped(np.asarray(keypoints, np.float64), frame, gap)], axis=2)
 
 
 def crop_keypoints(keypoints: np.ndarray, box: np.ndarray | tuple, size: int) -> np.ndarray:

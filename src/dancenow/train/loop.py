@@ -165,7 +165,9 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
     if w % mult or h % mult:
         raise InputError(data.root, f"frame size {w}x{h} is not a multiple of {mult} (needed by this generator); "
                                     f"prepare with --size a multiple of {mult}")
-    dataset = PairDataset(data, "train", config.render)
+    reference = _reference_bank(run, data, cfg, info)
+    gap = round(cfg.reference_gap_s * float(data.manifest["fps"]))
+    dataset = PairDataset(data, "train", config.render, reference=reference, gap=gap)
     if len(dataset) < 1:
         raise InputError(data.root, "the training split has fewer than 2 frames")
     vgg = VGGPerceptualLoss(load_vgg_trunk(cfg.vgg_weights, device=device)) if cfg.use_vgg_loss else None
@@ -179,13 +181,26 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
             measured = ", ".join(f"{k} {v:.3f}" for k, v in timings.items())
             print(f"precision auto: {chosen}" + (f" (s/step measured: {measured})" if measured else ""))
     ctx = StepContext(cfg, device, info, GANLoss(), vgg, config.data.face_box_size,
-                      face_hr=cfg.use_face_hr and config.data.face_hr_size > 0)
+                      face_hr=cfg.use_face_hr and config.data.face_hr_size > 0, reference=reference)
     if info.is_main:
         run.save_config(config)
     sink = MetricsSink(run, write=info.is_main, progress=progress)
     barrier(info)
     return Session(run, config, data, dataset, ctx, Builder(cfg, config.person, device, info, background), sink,
                    state, max_steps)
+
+
+def _reference_bank(run: RunDir, data: PreparedData, cfg: TrainConfig, info: DistInfo):
+    """The run's reference frames (use_reference): the saved ones when resuming, else chosen
+    from the training split (every rank chooses the same; the main rank saves them)."""
+    if not cfg.use_reference:
+        return None
+    if run.references_path.is_file():
+        return run.load_references()
+    bank = data.reference_bank(cfg.reference_frames)
+    if info.is_main:
+        run.save_references(bank)
+    return bank
 
 
 def _run(s: Session) -> TrainResult:

@@ -37,7 +37,7 @@ def stage_plan(cfg: TrainConfig) -> list[str]:
 
 
 def person_spec(cfg: TrainConfig) -> PersonSpec:
-    return PersonSpec(label_channels=3, use_temporal=cfg.use_temporal, use_background=cfg.use_background,
+    return PersonSpec(label_channels=6 if cfg.use_reference else 3, use_temporal=cfg.use_temporal, use_background=cfg.use_background,
                       use_window=cfg.person_window and cfg.use_background, window_multiple=cfg.window_multiple)
 
 
@@ -50,7 +50,7 @@ def generator_config(cfg: TrainConfig, spec: PersonSpec) -> GeneratorConfig:
 
 
 def discriminator_config(cfg: TrainConfig) -> DiscriminatorConfig:
-    per_frame = 3 + 3  # pose label + frame
+    per_frame = person_spec(cfg).label_channels + 3  # pose label (+ warped reference) + frame
     return DiscriminatorConfig(in_channels=per_frame * (2 if cfg.use_temporal else 1), ndf=cfg.ndf,
                                n_layers=cfg.n_layers_D, num_D=cfg.num_D)
 

@@ -29,7 +29,8 @@ from dancenow.data.dataset import PairSample
 from dancenow.device import autocast
 from dancenow.models.face import upsample_face
 from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, ssim_loss
-from dancenow.models.person import crop_windows, person_windows
+from dancenow.models.person import STICK_CHANNELS, crop_windows, person_windows
+from dancenow.pose.reference import ReferenceBank
 from dancenow.tensors import crop_faces
 from dancenow.train.distributed import DistInfo, all_reduce_sum
 from dancenow.train.stages import Stage
@@ -46,6 +47,7 @@ class StepContext:
     vgg: VGGPerceptualLoss | None
     face_side: int  # the data's face box size (a stand-in crop when a rank has no face)
     face_hr: bool = False  # train the face GAN on full-resolution crops where the batch has them
+    reference: ReferenceBank | None = None  # the run's reference frames (validation draws with them)
 
     def autocast(self):
         return autocast(self.device, self.cfg.precision)
@@ -75,7 +77,7 @@ def _vgg(ctx: StepContext, stage: Stage, fake: torch.Tensor, real: torch.Tensor,
     if not ctx.cfg.vgg_on_person_crop or stage.G.spec.use_window:  # a window is already the person's box
         return ctx.vgg(fake, real)
     margin = max(4, label.shape[-1] // 32)
-    boxes = [person_windows([label[i : i + 1]], stage.G.size_multiple, margin)[0] for i in range(label.shape[0])]
+    boxes = [person_windows([label[i : i + 1, :STICK_CHANNELS]], stage.G.size_multiple, margin)[0] for i in range(label.shape[0])]
     total = 0.0
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         total = total + ctx.vgg(fake[i : i + 1, :, y0:y1, x0:x1], real[i : i + 1, :, y0:y1, x0:x1])
@@ -154,14 +156,14 @@ def _face_crops(ctx: StepContext, stage: Stage, b: PairSample) -> tuple[int, flo
     with torch.no_grad(), ctx.autocast():  # whole frames, exactly as transfer generates them
         prev = stage.G.step(b.label_prev, None) if ctx.cfg.use_temporal else None
         fake = stage.G.step(b.label, prev)
-    keep, crops = crop_faces(b.face_box, b.label, fake.float(), b.image)
+    keep, crops = crop_faces(b.face_box, b.label[:, :STICK_CHANNELS], fake.float(), b.image)
     if all_reduce_sum(len(keep), ctx.info, ctx.device) == 0:
         return None
     weight = 1.0
     if len(keep) == 0:
         s = ctx.face_side // (2 if stage.scale_down else 1)
         stand_in = torch.tensor([[0, 0, s, s]], dtype=b.face_box.dtype, device=b.face_box.device)
-        keep, crops = crop_faces(stand_in, b.label[:1], fake[:1].float(), b.image[:1])
+        keep, crops = crop_faces(stand_in, b.label[:1, :STICK_CHANNELS], fake[:1].float(), b.image[:1])
         weight = 0.0
     if ctx.face_hr and b.face_image is not None:  # the face's own resolution, from the original video
         crops = [b.face_label[keep], upsample_face(crops[1], b.face_image.shape[-1]), b.face_image[keep]]

@@ -11,6 +11,7 @@ from torch import nn
 
 from dancenow.data.dataset import PreparedData
 from dancenow.models.face import refine_faces, refine_faces_hr
+from dancenow.models.person import STICK_CHANNELS
 from dancenow.pose.geometry import body_box
 from dancenow.pose.render import RenderStyle
 from dancenow.run import RunDir
@@ -29,7 +30,7 @@ def generate_chain(ctx: StepContext, stage: Stage, data: PreparedData, indices: 
     outs, prev = [], None
     face_g = stage.raw["FG"] if stage.is_face else None
     for i in indices:
-        label = to_tensor(data.label(i, style))[None].to(ctx.device)
+        label = to_tensor(data.model_input(i, style, ctx.reference))[None].to(ctx.device)
         if stage.scale_down:
             label = nn.functional.avg_pool2d(label, 2)
         with ctx.autocast():
@@ -41,7 +42,7 @@ def generate_chain(ctx: StepContext, stage: Stage, data: PreparedData, indices: 
                 fake, _, _ = refine_faces_hr(face_g, face_label, fake, face_box_tensor(data.face_boxes[i]))
         elif face_g is not None:
             with ctx.autocast():
-                fake = refine_faces(face_g, label, fake, face_box_tensor(data.face_boxes[i]))
+                fake = refine_faces(face_g, label[:, :STICK_CHANNELS], fake, face_box_tensor(data.face_boxes[i]))
         outs.append(to_image(fake[0]))
     return outs
 

@@ -34,7 +34,7 @@ from torch import nn
 from dancenow.device import autocast
 from dancenow.errors import DancenowError
 from dancenow.models.face import refine_faces, refine_faces_hr
-from dancenow.models.person import PersonGenerator, PersonSpec, Window, window_feather, window_margin
+from dancenow.models.person import STICK_CHANNELS, PersonGenerator, PersonSpec, Window, window_feather, window_margin
 from dancenow.run import TrainedModel
 from dancenow.tensors import face_box_tensor, to_image, to_tensor
 
@@ -97,7 +97,8 @@ def export_window_net(model: TrainedModel) -> bytes:
     person = _cpu_copy(model.generator)
     m = person.size_multiple
     names = window_net_inputs(person)
-    ex = tuple(torch.zeros(1, 1 if n == "feather" else 3, 2 * m, 2 * m) for n in names)
+    chans = {"feather": 1, "label": person.spec.label_channels}
+    ex = tuple(torch.zeros(1, chans.get(n, 3), 2 * m, 2 * m) for n in names)
     return _onnx_bytes(WindowNet(person), ex, names)
 
 
@@ -187,7 +188,7 @@ def label_window(label: np.ndarray, multiple: int, margin: int | None = None) ->
     """
     h, w = label.shape[:2]
     margin = window_margin(w, h) if margin is None else margin
-    drawn = label.max(axis=2) >= 2
+    drawn = label[:, :, :STICK_CHANNELS].max(axis=2) >= 2
     rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
     if len(rows) == 0:
         return (0, 0, w, h)
@@ -280,7 +281,7 @@ class ArrayGenerator:
         x0, y0, x1, y1 = win
         inputs = [x[:, :, y0:y1, x0:x1]]
         if self.spec.use_temporal:
-            prev = self.prev if self.prev is not None else np.zeros_like(x)
+            prev = self.prev if self.prev is not None else np.zeros((1, 3, *x.shape[2:]), np.float32)
             inputs.append(np.ascontiguousarray(prev[:, :, y0:y1, x0:x1]))
         if self.spec.use_background:
             inputs += [np.ascontiguousarray(self.plate[:, :, y0:y1, x0:x1]), self._feather(win) if
@@ -301,7 +302,7 @@ class ArrayGenerator:
             return _to_uint8(frame), face
         if self.face is not None and has_face:
             x0, y0, x1, y1 = (int(v) for v in face_box)
-            crops = [np.ascontiguousarray(a[:, :, y0:y1, x0:x1]) for a in (x, frame)]
+            crops = [np.ascontiguousarray(a[:, :, y0:y1, x0:x1]) for a in (x[:, :STICK_CHANNELS], frame)]
             frame = frame.copy()
             frame[:, :, y0:y1, x0:x1] = self.face(crops)
         return _to_uint8(frame), None
@@ -336,7 +337,7 @@ class Generator:
                 out, faces, keep = refine_faces_hr(m.face_generator, fl, out, face_box_tensor(face_box))
                 face = to_image(faces[0]) if len(keep) else None
             elif m.face_generator is not None:
-                out = refine_faces(m.face_generator, x, out, face_box_tensor(face_box))
+                out = refine_faces(m.face_generator, x[:, :STICK_CHANNELS], out, face_box_tensor(face_box))
         return to_image(out[0]), face
 
 
@@ -416,10 +417,8 @@ class Chain:
     @classmethod
     def of(cls, model: TrainedModel, keypoints: np.ndarray) -> "Chain":
         """The inputs for (T, 137, 3) keypoints in the target's pixels, drawn as transfer draws them."""
-        from dancenow.pose.render import render_pose
-
-        (w, h), boxes = model.size, face_boxes_for(model, keypoints)
-        return cls([render_pose(k, w, h, model.config.render) for k in keypoints], boxes,
+        boxes = face_boxes_for(model, keypoints)
+        return cls([model.render_label(k) for k in keypoints], boxes,
                    [face_label_for(model, k, b) for k, b in zip(keypoints, boxes)])
 
     def __len__(self) -> int:

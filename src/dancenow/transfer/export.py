@@ -7,15 +7,20 @@ me.onnx is the person generator on one window (`dancenow.transfer.backend.Window
 (1, C, h, w) float32 in [-1, 1] (feather in [0, 1]), h and w any multiples of
 `dancenow.size_multiple`; output `image` (1, 3, h, w), the window composed over the plate.
 me.face.onnx refines the face crop: inputs `label`, `image` (1, 3, s, s), output `image`.
+A run with reference frames also writes me.references.npz (images, keypoints, frames; numpy,
+no pickles): its `label` input has 6 channels, the stick figure and then the nearest reference
+frame warped part by part onto the pose (`dancenow.pose.render.render_input`).
 
 Everything else a program needs is in me.onnx's metadata_props (all strings, JSON where
 structured): `dancenow.format` (FORMAT), `dancenow.version`, `dancenow.person_spec`,
 `dancenow.render_style` (how to draw the stick figures: `dancenow.pose.render`),
 `dancenow.frame_size` [W, H], `dancenow.size_multiple` (of the graph's input),
 `dancenow.window_multiple` (what window sides are rounded up to), `dancenow.window_margin`,
-`dancenow.face_box_size`, `dancenow.face_hr_size` (0, or the side of full-resolution faces), `dancenow.target_stats` (the normalization statistics to map a
-source's poses onto), `dancenow.background_png` (the plate, base64 PNG), `dancenow.face_model`
-(the face file's name, or ""), and `dancenow.usage`, the frame rule in words (USAGE).
+`dancenow.face_box_size`, `dancenow.face_hr_size` (0, or the side of full-resolution faces),
+`dancenow.target_stats` (the normalization statistics to map a source's poses onto),
+`dancenow.background_png` (the plate, base64 PNG), `dancenow.face_model` (the face file's name,
+or ""), `dancenow.references` (the reference file's name, or ""), and `dancenow.usage`, the
+frame rule in words (USAGE).
 `load_onnx` reads all of it back with ONNX Runtime alone and makes the same frames.
 """
 
@@ -34,12 +39,15 @@ from dancenow.atomic import atomic_path
 from dancenow.errors import InputError
 from dancenow.models.person import PersonSpec, window_margin
 from dancenow.pose.normalize import NormStats
-from dancenow.pose.render import RenderStyle
-from dancenow.run import TrainedModel, load_trained
+from dancenow.pose.reference import ReferenceBank
+from dancenow.pose.render import RenderStyle, render_input
+from dancenow.run import TrainedModel, load_references, load_trained, save_references
 from dancenow.transfer.backend import ArrayGenerator, export_face_net, export_window_net, onnx_runner, window_round
 
 FORMAT = "dancenow-onnx/1"
-USAGE = ("Per frame: draw the stick figure (render_style) at frame_size; window = the box of pixels with a "
+USAGE = ("Per frame: draw the stick figure (render_style) at frame_size (with references: and beside it, as "
+         "channels 4-6, the nearest reference frame's parts warped onto the pose; the window is found on the "
+         "stick figure's channels); window = the box of pixels with a "
          "channel >= 2, grown by window_margin, its size rounded up to window_multiple (at most the frame), "
          "centred on the box and moved inside the frame (the whole frame when nothing is drawn); feather = 1 "
          "inside, falling linearly to 0 over window_margin // 2 pixels at window edges inside the frame; run "
@@ -58,7 +66,7 @@ class ExportResult:
     metadata: dict[str, str]
 
 
-def _metadata(model: TrainedModel, face_name: str) -> dict[str, str]:
+def _metadata(model: TrainedModel, face_name: str, references_name: str) -> dict[str, str]:
     cfg, (w, h) = model.config, model.size
     png = b"" if model.background is None else cv2.imencode(".png", cv2.cvtColor(model.background,
                                                                                  cv2.COLOR_RGB2BGR))[1]
@@ -76,6 +84,7 @@ def _metadata(model: TrainedModel, face_name: str) -> dict[str, str]:
         "dancenow.target_stats": json.dumps(cfg.target_stats.to_dict()),
         "dancenow.background_png": base64.b64encode(bytes(png)).decode("ascii"),
         "dancenow.face_model": face_name,
+        "dancenow.references": references_name,
         "dancenow.usage": USAGE,
     }
 
@@ -100,7 +109,10 @@ def export_onnx(run_dir: str | Path, output: str | Path) -> ExportResult:
     model = load_trained(run_dir)
     face_graph = export_face_net(model)
     face_path = output.with_name(output.stem + ".face.onnx") if face_graph is not None else None
-    meta = _metadata(model, face_path.name if face_path else "")
+    ref_path = output.with_name(output.stem + ".references.npz") if model.reference is not None else None
+    meta = _metadata(model, face_path.name if face_path else "", ref_path.name if ref_path else "")
+    if ref_path is not None:
+        save_references(ref_path, model.reference)
     body = _with_metadata(export_window_net(model), meta)
     if face_path is not None:
         with atomic_path(face_path) as tmp:
@@ -121,6 +133,12 @@ class ExportedModel:
     target_stats: NormStats
     metadata: dict[str, str]
     generator: ArrayGenerator
+    reference: ReferenceBank | None = None
+
+    def render_label(self, keypoints: np.ndarray) -> np.ndarray:
+        """The window graph's input image for one pose (137, 3) in frame pixels."""
+        w, h = self.size
+        return render_input(keypoints, w, h, self.render, self.reference)
 
 
 def load_onnx(path: str | Path) -> ExportedModel:
@@ -149,7 +167,9 @@ def load_onnx(path: str | Path) -> ExportedModel:
     face = path.with_name(meta["dancenow.face_model"]) if meta["dancenow.face_model"] else None
     if face is not None and not face.is_file():
         raise InputError(face, f"the face model that {path.name} names is missing")
+    refs = meta.get("dancenow.references", "")
+    reference = load_references(path.with_name(refs)) if refs else None
     gen = ArrayGenerator(spec, (w, h), int(meta["dancenow.window_multiple"]), plate, onnx_runner(path.read_bytes()),
                          None if face is None else onnx_runner(face.read_bytes()))
     return ExportedModel(spec, RenderStyle(**style), (w, h), int(meta["dancenow.face_box_size"]),
-                         NormStats.from_dict(json.loads(meta["dancenow.target_stats"])), meta, gen)
+                         NormStats.from_dict(json.loads(meta["dancenow.target_stats"])), meta, gen, reference)

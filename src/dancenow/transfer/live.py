@@ -34,7 +34,7 @@ from dancenow.errors import DancenowError, InputError
 from dancenow.pose.detect import DetectorConfig, HolisticDetector, PoseDetector
 from dancenow.pose.geometry import person_present
 from dancenow.pose.online import OnlineNormalizer, OnlineNormConfig
-from dancenow.pose.render import render_pose
+from dancenow.pose.render import STICK_CHANNELS
 from dancenow.run import TrainedModel, load_trained
 from dancenow.transfer.backend import face_boxes_for, face_label_for, make_generator
 from dancenow.transfer.pipeline import _fade
@@ -99,7 +99,7 @@ class LiveEngine:
         if norm is None or not person_present(norm[None])[0]:
             return self._empty(timestamp, "calibrating" if person_present(kp[None])[0] else "no person")
         w, h = self.model.size
-        label = render_pose(norm, w, h, self.model.config.render)
+        label = self.model.render_label(norm)
         box = face_boxes_for(self.model, norm[None])[0]
         face_label = face_label_for(self.model, norm, box)
         start = not self._chain_on
@@ -107,7 +107,7 @@ class LiveEngine:
             self.generator.reset()
         self._chain_on, self._gone = True, 0
         self._last, face = self.generator(label, box, face_label)
-        return LiveFrame(timestamp, self._last, label, "dancing", start, face, box if face is not None else None)
+        return LiveFrame(timestamp, self._last, label[:, :, :STICK_CHANNELS], "dancing", start, face, box if face is not None else None)
 
     def _empty(self, timestamp: float, state: str) -> LiveFrame:
         """Nobody to draw (or still calibrating): the plate, faded in from the last frame."""

@@ -38,7 +38,7 @@ from dancenow.models.face import FEATHER
 from dancenow.pose.geometry import person_present, resample_indices
 from dancenow.pose.normalize import NormStats, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.pipeline import load_poses_for
-from dancenow.pose.render import render_pose
+from dancenow.pose.render import STICK_CHANNELS
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import TrainedModel, load_trained
 from dancenow.tensors import feather_mask
@@ -246,7 +246,7 @@ class TransferPipeline:
         last, since_gone = None, 0
         for t in range(len(poses)):
             kp = poses.keypoints[t]
-            label = render_pose(kp, w, h, model.config.render)
+            label = model.render_label(kp)
             if t > 0 and segments[t] != segments[t - 1]:
                 gen.reset()
             face, box = None, boxes[t]
@@ -258,7 +258,7 @@ class TransferPipeline:
                 gen.reset()
                 since_gone += 1
                 image, box = _fade(last, bg, since_gone, fade_frames), None
-            yield TransferFrame(t, int(source_index[t]), kp, label, image, face, box if face is not None else None)
+            yield TransferFrame(t, int(source_index[t]), kp, label[:, :, :STICK_CHANNELS], image, face, box if face is not None else None)
 
 
 MAX_AUTO_LONG_SIDE = 2048
