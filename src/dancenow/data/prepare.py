@@ -38,6 +38,7 @@ from dancenow.errors import InputError
 from dancenow.pose.normalize import NormStats, compute_stats
 from dancenow.pose.pipeline import TARGET_STATS_FILE
 from dancenow.pose.geometry import face_boxes, person_boxes, person_present, resample_indices
+from dancenow.pose.render import render_person_mask
 from dancenow.pose.schema import BODY, FACE, PoseSequence
 from dancenow.video import VideoMeta, probe, read_frames, read_image, write_image
 from dancenow.pose.smoothing import SmoothingConfig, smooth_poses
@@ -180,34 +181,47 @@ def transform_keypoints(keypoints: np.ndarray, box: tuple[int, int, int, int], o
     return kp
 
 
-def estimate_background(frames: np.ndarray, boxes: np.ndarray, grow: float = 0.15, min_count: int = 4) -> np.ndarray:
+def estimate_background(frames: np.ndarray, masks: np.ndarray, min_count: int = 4) -> np.ndarray:
     """Static-camera background plate from frames with the person masked out.
 
-    frames: (N, H, W, 3) uint8; boxes: (N, 4) person boxes x0, y0, x1, y1 (NaN rows: no
-    person). Each pixel is the median of the frames where no (grown) person box covers
-    it (boxes are grown by `grow` x the box height on every side: clothes and hair reach
-    beyond the joints); pixels seen free in fewer than `min_count` frames are inpainted
-    from their surroundings rather than trusted.
-    Returns (H, W, 3) uint8.
+    frames: (N, H, W, 3) uint8; masks: (N, H, W) bool, where the person may be in each frame
+    (`render_person_mask`: strokes along the limbs, so the gaps between the legs and beside
+    the arms count as seen). Each pixel is the median of the frames whose mask leaves it free;
+    pixels free in fewer than `min_count` frames are filled row by row, linearly between the
+    nearest trusted pixels left and right (the person is upright, so the holes are tall and
+    narrow, and a wall's skirting line or the floor's edge runs on through them), or by
+    inpainting where a row has no trusted pixel on one side. Returns (H, W, 3) uint8.
     """
-    n, h, w = frames.shape[:3]
-    mask = np.zeros((n, h, w), dtype=bool)
-    for i, b in enumerate(boxes):
-        if not np.isfinite(b).all():
-            continue
-        gx = gy = grow * (b[3] - b[1])
-        x0, y0 = int(max(0, np.floor(b[0] - gx))), int(max(0, np.floor(b[1] - gy)))
-        x1, y1 = int(min(w, np.ceil(b[2] + gx))), int(min(h, np.ceil(b[3] + gy)))
-        mask[i, y0:y1, x0:x1] = True
-    data = np.where(mask[..., None], np.nan, frames.astype(np.float32))
+    data = np.where(masks[..., None], np.nan, frames.astype(np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         bg = np.nanmedian(data, axis=0)
-    hole = ~np.isfinite(bg).all(axis=-1) | ((~mask).sum(axis=0) < min_count)
-    bg = np.nan_to_num(bg, nan=0.0).clip(0, 255).astype(np.uint8)
+    hole = ~np.isfinite(bg).all(axis=-1) | ((~masks).sum(axis=0) < min_count)
+    bg = np.nan_to_num(bg, nan=0.0).clip(0, 255)
     if hole.any():
-        bg = cv2.inpaint(bg, hole.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
-    return bg
+        bg, rest = _fill_rows(bg, hole)
+        bg = bg.round().clip(0, 255).astype(np.uint8)
+        if rest.any():
+            bg = cv2.inpaint(bg, rest.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+        return bg
+    return bg.round().astype(np.uint8)
+
+
+def _fill_rows(bg: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's holes filled linearly between the trusted pixels on either side; returns the
+    image (float) and the holes left (rows' ends, where one side has no trusted pixel)."""
+    out, rest = bg.copy(), np.zeros_like(hole)
+    for y in np.flatnonzero(hole.any(axis=1)):
+        good = np.flatnonzero(~hole[y])
+        if len(good) == 0:
+            rest[y] = True
+            continue
+        bad = np.flatnonzero(hole[y])
+        inside = (bad > good[0]) & (bad < good[-1])
+        for c in range(bg.shape[2]):
+            out[y, bad[inside], c] = np.interp(bad[inside], good, bg[y, good, c])
+        rest[y, bad[~inside]] = True
+    return out, rest
 
 
 # ---------------------------------------------------------------- the step
@@ -247,7 +261,8 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     n = len(keep)
     sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
     frames = np.stack([read_image(out / "frames" / f"{j:06d}.png") for j in sample])
-    write_image(out / "background.png", estimate_background(frames, person_boxes(kp[sample], cfg.conf_threshold)))
+    masks = np.stack([render_person_mask(k, out_w, out_h, cfg.conf_threshold) for k in kp[sample]])
+    write_image(out / "background.png", estimate_background(frames, masks))
     with atomic_path(out / "face_boxes.npy") as tmp:
         np.save(tmp, fboxes, allow_pickle=False)
     poses.save(out / "poses.npz")

@@ -148,3 +148,41 @@ def render_sequence(seq: PoseSequence, style: RenderStyle = RenderStyle()) -> It
 def overlay_pose(image: np.ndarray, keypoints: np.ndarray, style: RenderStyle = RenderStyle()) -> np.ndarray:
     """Draw the stick figure over a copy of a real frame (for checking by eye)."""
     return draw_pose(np.ascontiguousarray(image).copy(), np.asarray(keypoints, dtype=np.float32), style)
+
+
+# where the person may be, for the background plate: thick strokes, not the box around them
+MASK_LIMB = 0.08   # half-width of a limb's stroke, as a fraction of the person's height
+MASK_HEAD = 0.11   # radius of the head's disc (hair), same unit
+MASK_GROW = 0.04   # the whole mask grown by this (loose clothes, motion blur)
+
+
+def render_person_mask(keypoints: np.ndarray, width: int, height: int, conf: float = 0.1) -> np.ndarray:
+    """(137, 3) keypoints -> (height, width) bool: the pixels the person may cover. Every seen
+    body limb drawn as a thick stroke, the torso and each hand filled, a disc for the head,
+    all grown by MASK_GROW; scaled by the person's height. All False without a person."""
+    from dancenow.pose.geometry import HEAD_POINTS, person_height
+
+    kp = np.asarray(keypoints, np.float64)
+    tall = person_height(kp, conf)
+    mask = np.zeros((height, width), np.uint8)
+    if not np.isfinite(tall):
+        return mask.astype(bool)
+    seen = kp[:, 2] > conf
+    pt = lambda i: (int(round(kp[i, 0])), int(round(kp[i, 1])))  # noqa: E731
+    stroke = max(2, int(round(2 * MASK_LIMB * tall)))
+    for a, b in BODY_LIMBS:
+        if seen[a] and seen[b]:
+            cv2.line(mask, pt(a), pt(b), 1, thickness=stroke)
+    torso = [i for i in (1, 2, 5, 8, 9, 12) if seen[i]]
+    for part in (torso, [i for i in range(LEFT_HAND.start, LEFT_HAND.stop) if seen[i]],
+                 [i for i in range(RIGHT_HAND.start, RIGHT_HAND.stop) if seen[i]],
+                 [i for i in range(FACE.start, FACE.stop) if seen[i]]):
+        if len(part) >= 3:
+            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(kp[part, :2]).astype(np.int32)), 1)
+    head = [i for i in HEAD_POINTS if seen[i]]
+    if head:
+        c = kp[head, :2].mean(0)
+        cv2.circle(mask, (int(round(c[0])), int(round(c[1]))), max(2, int(round(MASK_HEAD * tall))), 1, -1)
+    r = max(1, int(round(MASK_GROW * tall)))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return mask.astype(bool)
