@@ -64,3 +64,26 @@ def test_holes_are_filled_along_the_rows():
     plate = estimate_background(frames, masks)
     assert (plate[20:22, 24:36] == (90, 40, 30)).all()
     assert (plate[:20, 24:36] == 200).all() and (plate[22:, 24:36] == 200).all()
+
+
+def test_prepare_remakes_the_plate_of_older_data_and_nothing_else(tiny_clip, tiny_data, tmp_path):
+    import json
+    import shutil
+
+    from dancenow.data.prepare import PLATE_METHOD, PrepareConfig, prepare
+    from dancenow.video import read_image, write_image
+
+    video, poses = tiny_clip
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    good = read_image(data / "background.png")
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["plate"] == PLATE_METHOD
+    del manifest["plate"]  # data prepared before the plate had a method
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    write_image(data / "background.png", np.zeros_like(good))
+    frame_time = (data / "frames" / "000000.png").stat().st_mtime_ns
+    prepare(video, data, PrepareConfig(width=64, height=64), poses=poses, progress=False)
+    assert np.array_equal(read_image(data / "background.png"), good)
+    assert json.loads((data / "manifest.json").read_text())["plate"] == PLATE_METHOD
+    assert (data / "frames" / "000000.png").stat().st_mtime_ns == frame_time

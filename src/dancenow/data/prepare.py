@@ -44,6 +44,7 @@ from dancenow.video import VideoMeta, probe, read_frames, read_image, write_imag
 from dancenow.pose.smoothing import SmoothingConfig, smooth_poses
 
 MANIFEST_VERSION = 1
+PLATE_METHOD = "limb-masks-2"  # how background.png was made; older data gets a new plate on re-running prepare
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,12 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     if manifest_path.is_file():
         m = json.loads(manifest_path.read_text())
         if m.get("source", {}).get("sha256") == digest and m.get("config") == asdict(cfg):
-            if progress:
+            if m.get("plate") != PLATE_METHOD:
+                _write_plate(out, PoseSequence.load(out / "poses.npz"), cfg)
+                write_json(manifest_path, {**m, "plate": PLATE_METHOD})
+                if progress:
+                    print(f"{out}: already prepared from {video.name}; background plate remade ({PLATE_METHOD})")
+            elif progress:
                 print(f"{out}: already prepared from {video.name}, nothing to do")
             return out
     out.mkdir(parents=True, exist_ok=True)
@@ -258,11 +264,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     fboxes, side = face_boxes(kp, out_w, out_h, cfg.conf_threshold)
     hr = face_hr_size(side, box, out_w, cfg.face_size)
     _write_frames(video, out, digest, keep, box, (out_w, out_h), (fboxes, hr), progress)
-    n = len(keep)
-    sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
-    frames = np.stack([read_image(out / "frames" / f"{j:06d}.png") for j in sample])
-    masks = np.stack([render_person_mask(k, out_w, out_h, cfg.conf_threshold) for k in kp[sample]])
-    write_image(out / "background.png", estimate_background(frames, masks))
+    _write_plate(out, poses, cfg)
     with atomic_path(out / "face_boxes.npy") as tmp:
         np.save(tmp, fboxes, allow_pickle=False)
     poses.save(out / "poses.npz")
@@ -270,6 +272,16 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     write_json(out / TARGET_STATS_FILE, stats.to_dict())
     write_json(manifest_path, _manifest(video, meta, digest, cfg, poses, box, (side, hr), detected, len(raw), stats))
     return out
+
+
+def _write_plate(out: Path, poses: PoseSequence, cfg: PrepareConfig) -> None:
+    """background.png from up to 150 frames spread over the prepared video."""
+    n = len(poses)
+    sample = np.unique(np.linspace(0, n - 1, min(n, 150)).round().astype(int))
+    frames = np.stack([read_image(out / "frames" / f"{j:06d}.png") for j in sample])
+    masks = np.stack([render_person_mask(k, poses.width, poses.height, cfg.conf_threshold)
+                      for k in poses.keypoints[sample]])
+    write_image(out / "background.png", estimate_background(frames, masks))
 
 
 def _raw_poses(video: Path, out: Path, meta: VideoMeta, digest: str, given: PoseSequence | None,
@@ -356,6 +368,7 @@ def _manifest(video: Path, meta: VideoMeta, digest: str, cfg: PrepareConfig, pos
     hands_found = (kp[:, FACE.stop :, 2] > cfg.conf_threshold).any(axis=1)
     return {
         "version": MANIFEST_VERSION,
+        "plate": PLATE_METHOD,
         "source": {"path": str(video.resolve()), "sha256": digest, "width": meta.width, "height": meta.height,
                    "fps": meta.fps, "rotation": meta.rotation},
         "fps": poses.fps,
