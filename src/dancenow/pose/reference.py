@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from dancenow.pose.schema import B, FACE, LEFT_HAND, MID_HIP, NECK, NOSE, RIGHT_HAND
+from dancenow.pose.geometry import CONF, HEAD_POINTS
+from dancenow.pose.schema import B, FACE, LEFT_HAND, MID_HIP, NECK, RIGHT_HAND
 
-CONF = 0.1
 # body points that describe a pose for retrieval: BODY_25 up to the ankles, eyes and ears
 FEATURE_POINTS = np.arange(19)
-VIEW_POINTS = (NOSE, B["REye"], B["LEye"], B["REar"], B["LEar"])  # which way the person faces
+VIEW_POINTS = HEAD_POINTS  # nose, eyes, ears: which of them are seen says which way the person faces
 VIEW_WEIGHT = 0.5
 TORSO = (NECK, B["RShoulder"], B["LShoulder"], MID_HIP, B["RHip"], B["LHip"])
 # bones, drawn back to front: legs, (torso), (head), arms; feet with the legs
@@ -32,10 +32,6 @@ LEGS = ((9, 10), (12, 13), (10, 11), (13, 14), (11, 22), (14, 19))
 ARMS = ((2, 3), (5, 6), (3, 4), (6, 7))
 LEG_WIDTH, ARM_WIDTH = 0.32, 0.24   # capsule widths, fractions of the torso's length
 HEAD_GROW = 0.25                     # the head's outline grown by this fraction of the torso length
-
-
-def _seen(kp: np.ndarray, idx) -> np.ndarray:
-    return kp[idx, 2] > CONF
 
 
 def torso_length(kp: np.ndarray) -> float:

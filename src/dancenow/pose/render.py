@@ -29,7 +29,8 @@ from dancenow.pose.schema import (
     RIGHT_HAND,
     PoseSequence,
 )
-from dancenow.pose.reference import ReferenceBank
+from dancenow.pose.geometry import HEAD_POINTS, person_height
+from dancenow.pose.reference import TORSO, ReferenceBank
 
 _SHIFT = 4  # sub-pixel precision bits for cv2 drawing
 _ONE = 1 << _SHIFT
@@ -160,8 +161,6 @@ def render_person_mask(keypoints: np.ndarray, width: int, height: int, conf: flo
     """(137, 3) keypoints -> (height, width) bool: the pixels the person may cover. Every seen
     body limb drawn as a thick stroke, the torso and each hand filled, a disc for the head,
     all grown by MASK_GROW; scaled by the person's height. All False without a person."""
-    from dancenow.pose.geometry import HEAD_POINTS, person_height
-
     kp = np.asarray(keypoints, np.float64)
     tall = person_height(kp, conf)
     mask = np.zeros((height, width), np.uint8)
@@ -173,7 +172,7 @@ def render_person_mask(keypoints: np.ndarray, width: int, height: int, conf: flo
     for a, b in BODY_LIMBS:
         if seen[a] and seen[b]:
             cv2.line(mask, pt(a), pt(b), 1, thickness=stroke)
-    torso = [i for i in (1, 2, 5, 8, 9, 12) if seen[i]]
+    torso = [i for i in TORSO if seen[i]]
     for part in (torso, [i for i in range(LEFT_HAND.start, LEFT_HAND.stop) if seen[i]],
                  [i for i in range(RIGHT_HAND.start, RIGHT_HAND.stop) if seen[i]],
                  [i for i in range(FACE.start, FACE.stop) if seen[i]]):
