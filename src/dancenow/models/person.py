@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from dancenow.models.generator import GeneratorConfig, build_generator
+from dancenow.pose.render import STICK_CHANNELS  # noqa: F401 (a label's first channels; re-exported)
 
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in pixels
-STICK_CHANNELS = 3  # a label's first channels: the stick figure (then, with references, the warped reference)
 
 
 @dataclass(frozen=True)
