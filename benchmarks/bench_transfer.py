@@ -25,7 +25,6 @@ from _common import shared_data, synthetic_data_dir  # noqa: E402
 
 from dancenow.tensors import to_tensor  # noqa: E402
 from dancenow.pose.normalize import compute_stats, normalize_poses  # noqa: E402
-from dancenow.pose.render import render_pose  # noqa: E402
 from dancenow.config import preset  # noqa: E402
 from dancenow.device import pick_device  # noqa: E402
 from dancenow.train.loop import train  # noqa: E402
@@ -74,7 +73,7 @@ def main() -> None:
         # the source's poses normalized into the target's frame, as `dancenow transfer` draws them
         kp = normalize_poses(seq, compute_stats(seq), model.target_stats).keypoints
         t = time.perf_counter()
-        labels = [render_pose(k, w, h) for k in kp]
+        labels = [model.render_label(k) for k in kp]
         render_fps = len(labels) / (time.perf_counter() - t)
         if model.generator.spec.use_window:
             wins = [model.generator.windows_for(to_tensor(lab)[None])[0] for lab in labels]

@@ -87,3 +87,23 @@ def test_prepare_remakes_the_plate_of_older_data_and_nothing_else(tiny_clip, tin
     assert np.array_equal(read_image(data / "background.png"), good)
     assert json.loads((data / "manifest.json").read_text())["plate"] == PLATE_METHOD
     assert (data / "frames" / "000000.png").stat().st_mtime_ns == frame_time
+
+
+def test_resuming_on_a_remade_plate_is_refused(tiny_data, tmp_path):
+    import shutil
+
+    import pytest
+
+    from dancenow.errors import InputError
+    from dancenow.train.loop import train
+    from dancenow.video import read_image, write_image
+
+    from conftest import tiny_train_config
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    run = tmp_path / "run"
+    train(data, run, tiny_train_config(), max_steps=2, progress=False)
+    write_image(data / "background.png", 255 - read_image(data / "background.png"))
+    with pytest.raises(InputError, match="another background plate"):
+        train(data, run, tiny_train_config(), resume=True, progress=False)

@@ -120,3 +120,29 @@ def test_a_run_with_references_saves_them_and_generates_alike_on_every_backend(t
     gen = exported.generator
     outs = [gen(lab, box)[0] for lab, box in zip(labels, chain.boxes)]
     assert max_difference(outs, ref) <= 2
+
+
+def test_degenerate_bones_and_collinear_torsos_do_not_smear_or_shear():
+    p = np.array([10.0, 10.0])
+    assert bone_affine(p, p, np.array([0.0, 0.0]), np.array([5.0, 5.0])) is None
+    from dancenow.pose.reference import fit_affine
+
+    rng = np.random.default_rng(1)
+    line = np.stack([np.linspace(0, 40, 6), 50 + rng.normal(0, 0.7, 6)], axis=1)  # a side view's torso
+    m = fit_affine(line, line + [3.0, 4.0])
+    assert np.allclose(m[:, :2], np.eye(2), atol=0.05)  # a shift, not a shear
+    poses = make_tiny_poses(2, size=64)
+    frame = draw_tiny_frames(poses)[0]
+    kp = poses.keypoints[0].copy()
+    kp[B["RWrist"], :2] = kp[B["RElbow"], :2]  # a forearm of zero length in the reference
+    out = warp_parts(frame, kp, poses.keypoints[1])
+    assert out.any()
+
+
+def test_the_bank_keeps_clear_of_the_held_out_frames(tiny_data):
+    from dancenow.data.dataset import PreparedData
+
+    data = PreparedData.load(tiny_data)
+    a, b = data.split("train")
+    bank = data.reference_bank(5, margin=6)
+    assert len(bank.frames) == 5 and bank.frames.max() < b - 6 and bank.frames.min() >= a

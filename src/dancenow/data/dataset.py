@@ -79,9 +79,11 @@ class PreparedData:
         w, h = self.size
         return render_input(self.poses.keypoints[i], w, h, style, reference, i, gap)
 
-    def reference_bank(self, k: int, split: str = "train") -> ReferenceBank:
-        """`k` diverse frames of a split (`choose_bank`) with their poses."""
+    def reference_bank(self, k: int, split: str = "train", margin: int = 0) -> ReferenceBank:
+        """`k` diverse frames of a split (`choose_bank`) with their poses, none of its last
+        `margin` frames (while the split has more than that)."""
         a, b = self.split(split)
+        b = b - margin if b - margin > a else b
         idx = a + choose_bank(self.poses.keypoints[a:b], k)
         if len(idx) == 0:
             raise InputError(self.root, f"no {split} frames to take reference frames from")

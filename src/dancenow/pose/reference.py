@@ -114,10 +114,13 @@ class ReferenceBank:
 
 
 # ------------------------------------------------------------------ per-part transforms
-def bone_affine(pa: np.ndarray, pb: np.ndarray, qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
-    """The 2x3 affine taking bone pa->pb onto qa->qb: stretched along the bone, not across it."""
+def bone_affine(pa: np.ndarray, pb: np.ndarray, qa: np.ndarray, qb: np.ndarray) -> np.ndarray | None:
+    """The 2x3 affine taking bone pa->pb onto qa->qb: stretched along the bone, not across it.
+    None where either bone is under a pixel long (no direction to follow)."""
     dp, dq = pb - pa, qb - qa
-    lp, lq = max(float(np.hypot(*dp)), 1e-3), max(float(np.hypot(*dq)), 1e-3)
+    lp, lq = float(np.hypot(*dp)), float(np.hypot(*dq))
+    if lp < 1.0 or lq < 1.0:
+        return None
     up, uq = dp / lp, dq / lq
     vp, vq = np.array([-up[1], up[0]]), np.array([-uq[1], uq[0]])
     stretch = float(np.clip(lq / lp, 0.25, 4.0))
@@ -144,6 +147,9 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
 def fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
     """The least-squares affine (2x3) taking src (N, 2) onto dst; a similarity below 3 points."""
     if len(src) < 3:
+        return fit_similarity(src, dst)
+    spread = np.linalg.svd(src - src.mean(0), compute_uv=False)
+    if spread[-1] < 0.2 * spread[0]:  # nearly on a line (a side view's torso): an affine would shear
         return fit_similarity(src, dst)
     a = np.hstack([src, np.ones((len(src), 1))])
     sol, _, rank, _ = np.linalg.lstsq(a, dst, rcond=None)
@@ -188,6 +194,8 @@ def _bone(image, ref, kp, out, pair, width) -> None:
     if min(ref[a, 2], ref[b, 2], kp[a, 2], kp[b, 2]) <= CONF:
         return
     m = bone_affine(ref[a, :2], ref[b, :2], kp[a, :2], kp[b, :2])
+    if m is None:
+        return
     _paste(out, image, m, kp[[a, b], :2], width / 2, hull=False)
 
 

@@ -140,6 +140,10 @@ def _open_run(run: RunDir, data: PreparedData, cfg: TrainConfig, resume: bool, m
         saved = run.load_config()
         if saved.data.sha256 != data.manifest["source"]["sha256"]:
             raise InputError(data.root, f"is not the data {run.root} was trained on (different source video)")
+        if saved.person.use_background and run.background_path.is_file() and \
+                run.background_path.read_bytes() != (data.root / "background.png").read_bytes():
+            raise InputError(data.root, f"has another background plate than {run.root} was trained on "
+                                        "(prepare was re-run): train a new run")
         if run.checkpoint.is_dir():
             state, loaded = LoopState.of(ckpt.read_state(run.checkpoint)), True
         cfg = saved.train
@@ -165,7 +169,7 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
     if w % mult or h % mult:
         raise InputError(data.root, f"frame size {w}x{h} is not a multiple of {mult} (needed by this generator); "
                                     f"prepare with --size a multiple of {mult}")
-    reference = _reference_bank(run, data, cfg, info)
+    reference = _reference_bank(run, data, cfg, info, resume)
     gap = round(cfg.reference_gap_s * float(data.manifest["fps"]))
     dataset = PairDataset(data, "train", config.render, reference=reference, gap=gap)
     if len(dataset) < 1:
@@ -190,14 +194,15 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
                    state, max_steps)
 
 
-def _reference_bank(run: RunDir, data: PreparedData, cfg: TrainConfig, info: DistInfo):
+def _reference_bank(run: RunDir, data: PreparedData, cfg: TrainConfig, info: DistInfo, resume: bool):
     """The run's reference frames (use_reference): the saved ones when resuming, else chosen
-    from the training split (every rank chooses the same; the main rank saves them)."""
+    from the training split, never within `reference_gap_s` of its end (the held-out frames
+    follow it); every rank chooses the same, the main rank saves them."""
     if not cfg.use_reference:
         return None
-    if run.references_path.is_file():
+    if resume and run.references_path.is_file():
         return run.load_references()
-    bank = data.reference_bank(cfg.reference_frames)
+    bank = data.reference_bank(cfg.reference_frames, margin=round(cfg.reference_gap_s * float(data.manifest["fps"])))
     if info.is_main:
         run.save_references(bank)
     return bank
