@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from dancenow.models.generator import GeneratorConfig, build_generator
-from dancenow.pose.render import STICK_CHANNELS  # noqa: F401 (a label's first channels; re-exported)
+from dancenow.pose.render import STICK_CHANNELS
 
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in pixels
 

@@ -169,8 +169,8 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
     if w % mult or h % mult:
         raise InputError(data.root, f"frame size {w}x{h} is not a multiple of {mult} (needed by this generator); "
                                     f"prepare with --size a multiple of {mult}")
-    reference = _reference_bank(run, data, cfg, info, resume)
     gap = round(cfg.reference_gap_s * float(data.manifest["fps"]))
+    reference = _reference_bank(run, data, cfg, info, resume, gap)
     dataset = PairDataset(data, "train", config.render, reference=reference, gap=gap)
     if len(dataset) < 1:
         raise InputError(data.root, "the training split has fewer than 2 frames")
@@ -194,15 +194,15 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
                    state, max_steps)
 
 
-def _reference_bank(run: RunDir, data: PreparedData, cfg: TrainConfig, info: DistInfo, resume: bool):
+def _reference_bank(run: RunDir, data: PreparedData, cfg: TrainConfig, info: DistInfo, resume: bool, gap: int):
     """The run's reference frames (use_reference): the saved ones when resuming, else chosen
-    from the training split, never within `reference_gap_s` of its end (the held-out frames
-    follow it); every rank chooses the same, the main rank saves them."""
+    from the training split, never within `gap` frames of its end (the held-out frames follow
+    it); every rank chooses the same, the main rank saves them."""
     if not cfg.use_reference:
         return None
     if resume and run.references_path.is_file():
         return run.load_references()
-    bank = data.reference_bank(cfg.reference_frames, margin=round(cfg.reference_gap_s * float(data.manifest["fps"])))
+    bank = data.reference_bank(cfg.reference_frames, margin=gap)
     if info.is_main:
         run.save_references(bank)
     return bank

@@ -38,7 +38,8 @@ def stage_plan(cfg: TrainConfig) -> list[str]:
 
 def person_spec(cfg: TrainConfig) -> PersonSpec:
     return PersonSpec(label_channels=6 if cfg.use_reference else 3, use_temporal=cfg.use_temporal,
-                      use_background=cfg.use_background, use_window=cfg.person_window and cfg.use_background, window_multiple=cfg.window_multiple)
+                      use_background=cfg.use_background, use_window=cfg.person_window and cfg.use_background,
+                      window_multiple=cfg.window_multiple)
 
 
 def generator_config(cfg: TrainConfig, spec: PersonSpec) -> GeneratorConfig:

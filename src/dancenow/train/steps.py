@@ -29,8 +29,9 @@ from dancenow.data.dataset import PairSample
 from dancenow.device import autocast
 from dancenow.models.face import upsample_face
 from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, ssim_loss
-from dancenow.models.person import STICK_CHANNELS, crop_windows, person_windows
+from dancenow.models.person import crop_windows, person_windows
 from dancenow.pose.reference import ReferenceBank
+from dancenow.pose.render import STICK_CHANNELS
 from dancenow.tensors import crop_faces
 from dancenow.train.distributed import DistInfo, all_reduce_sum
 from dancenow.train.stages import Stage
@@ -77,7 +78,8 @@ def _vgg(ctx: StepContext, stage: Stage, fake: torch.Tensor, real: torch.Tensor,
     if not ctx.cfg.vgg_on_person_crop or stage.G.spec.use_window:  # a window is already the person's box
         return ctx.vgg(fake, real)
     margin = max(4, label.shape[-1] // 32)
-    boxes = [person_windows([label[i : i + 1, :STICK_CHANNELS]], stage.G.size_multiple, margin)[0] for i in range(label.shape[0])]
+    stick = label[:, :STICK_CHANNELS]
+    boxes = [person_windows([stick[i : i + 1]], stage.G.size_multiple, margin)[0] for i in range(label.shape[0])]
     total = 0.0
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         total = total + ctx.vgg(fake[i : i + 1, :, y0:y1, x0:x1], real[i : i + 1, :, y0:y1, x0:x1])

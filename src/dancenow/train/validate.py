@@ -11,9 +11,8 @@ from torch import nn
 
 from dancenow.data.dataset import PreparedData
 from dancenow.models.face import refine_faces, refine_faces_hr
-from dancenow.models.person import STICK_CHANNELS
 from dancenow.pose.geometry import body_box
-from dancenow.pose.render import RenderStyle
+from dancenow.pose.render import STICK_CHANNELS, RenderStyle
 from dancenow.run import RunDir
 from dancenow.similarity import crop, ssim
 from dancenow.tensors import face_box_tensor, to_image, to_tensor

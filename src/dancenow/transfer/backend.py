@@ -34,7 +34,8 @@ from torch import nn
 from dancenow.device import autocast
 from dancenow.errors import DancenowError
 from dancenow.models.face import refine_faces, refine_faces_hr
-from dancenow.models.person import STICK_CHANNELS, PersonGenerator, PersonSpec, Window, window_feather, window_margin
+from dancenow.models.person import PersonGenerator, PersonSpec, Window, window_feather, window_margin
+from dancenow.pose.render import STICK_CHANNELS
 from dancenow.run import TrainedModel
 from dancenow.tensors import face_box_tensor, to_image, to_tensor
 

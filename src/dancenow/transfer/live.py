@@ -98,7 +98,6 @@ class LiveEngine:
         norm = self._norm.update(kp, timestamp)
         if norm is None or not person_present(norm[None])[0]:
             return self._empty(timestamp, "calibrating" if person_present(kp[None])[0] else "no person")
-        w, h = self.model.size
         label = self.model.render_label(norm)
         box = face_boxes_for(self.model, norm[None])[0]
         face_label = face_label_for(self.model, norm, box)
@@ -107,7 +106,8 @@ class LiveEngine:
             self.generator.reset()
         self._chain_on, self._gone = True, 0
         self._last, face = self.generator(label, box, face_label)
-        return LiveFrame(timestamp, self._last, label[:, :, :STICK_CHANNELS], "dancing", start, face, box if face is not None else None)
+        return LiveFrame(timestamp, self._last, label[:, :, :STICK_CHANNELS], "dancing", start, face,
+                         box if face is not None else None)
 
     def _empty(self, timestamp: float, state: str) -> LiveFrame:
         """Nobody to draw (or still calibrating): the plate, faded in from the last frame."""

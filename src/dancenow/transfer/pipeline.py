@@ -258,7 +258,8 @@ class TransferPipeline:
                 gen.reset()
                 since_gone += 1
                 image, box = _fade(last, bg, since_gone, fade_frames), None
-            yield TransferFrame(t, int(source_index[t]), kp, label[:, :, :STICK_CHANNELS], image, face, box if face is not None else None)
+            yield TransferFrame(t, int(source_index[t]), kp, label[:, :, :STICK_CHANNELS], image, face,
+                                box if face is not None else None)
 
 
 MAX_AUTO_LONG_SIDE = 2048
