@@ -55,6 +55,7 @@ class TrainConfig:
     lambda_l1: float = 0.0
     lambda_ssim: float = 0.0         # 1 - SSIM (11-tap Gaussian window) of the generated and real frames
     lambda_temporal: float = 0.0     # L1 between the generated and the real change from frame t-1 to t
+    lambda_matte: float = 0.0        # L1 between the alpha and the real frame's person matte (data's mattes/)
     lambda_face_vgg: float = 10.0
     lambda_face_l1: float = 0.0
     # optimisation

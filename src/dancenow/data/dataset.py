@@ -15,7 +15,7 @@ from dancenow.pose.reference import ReferenceBank, choose_bank
 from dancenow.pose.render import RenderStyle, render_crop, render_input, render_pose
 from dancenow.pose.schema import PoseSequence
 from dancenow.tensors import to_tensor
-from dancenow.video import read_image
+from dancenow.video import read_image, read_mask
 
 from dancenow.data.prepare import MANIFEST_VERSION
 
@@ -106,6 +106,20 @@ class PreparedData:
         return render_crop(self.poses.keypoints[i], self.face_boxes[i], self.face_hr_size, style)
 
 
+    @property
+    def has_mattes(self) -> bool:
+        """Whether prepare made mattes/ (data prepared before mattes existed has none until re-run)."""
+        return "matte" in self.manifest
+
+    def read_matte(self, i: int) -> np.ndarray:
+        """(H, W) uint8: frame i's person matte, 255 on the person."""
+        path = self.root / "mattes" / f"{i:06d}.png"
+        try:
+            return read_mask(path)
+        except InputError as exc:
+            raise InputError(path, f"missing or unreadable matte ({exc.problem}): re-run prepare") from None
+
+
 def _read(path: Path, what: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB image of the prepared data; InputError saying to re-run prepare."""
     try:
@@ -126,6 +140,8 @@ class PairSample:
     face_label, face_image: (B, 3, S, S) frame t's face box at the face's full resolution
         (stick figure, real crop from the original video; zeros where no face), or None
         where the data has no full-resolution faces
+    matte_prev, matte: (B, 1, H, W) the person's mattes of frames t-1 and t in [0, 1], or None
+        where they are not asked for
     """
 
     label_prev: torch.Tensor
@@ -136,6 +152,8 @@ class PairSample:
     index: torch.Tensor
     face_label: torch.Tensor | None = None
     face_image: torch.Tensor | None = None
+    matte_prev: torch.Tensor | None = None
+    matte: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "PairSample":
         return PairSample(*(None if (t := getattr(self, f)) is None else t.to(device, non_blocking=True)
@@ -149,13 +167,17 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, data: PreparedData, split: str = "train", style: RenderStyle = RenderStyle(),
-                 cache_bytes: int = 2 << 30, reference: ReferenceBank | None = None, gap: int = 0):
-        self.data = data
+                 cache_bytes: int = 2 << 30, reference: ReferenceBank | None = None, gap: int = 0,
+                 mattes: bool = False):
+        if mattes and not data.has_mattes:
+            raise InputError(data.root, "has no person mattes (prepared before they existed): re-run prepare")
+        self.data, self.mattes = data, mattes
         self.reference, self.gap = reference, int(gap)
         self.start, self.stop = data.split(split)
         self.style = style
         w, h = data.size
-        self._cache: dict[int, np.ndarray] | None = {} if (self.stop - self.start) * w * h * 3 <= cache_bytes else None
+        self._cache: dict[int, np.ndarray] | None = {} if (self.stop - self.start) * w * h * 4 <= cache_bytes else None
+        self._matte_cache: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start - 1)
@@ -166,6 +188,16 @@ class PairDataset(Dataset):
         if i not in self._cache:
             self._cache[i] = self.data.read_frame(i)
         return self._cache[i]
+
+    def _matte(self, i: int) -> torch.Tensor | None:
+        if not self.mattes:
+            return None
+        m = self._matte_cache.get(i)
+        if m is None:
+            m = self.data.read_matte(i)
+            if self._cache is not None:
+                self._matte_cache[i] = m
+        return torch.from_numpy(m.astype(np.float32) / 255.0)[None]
 
     def _faces(self, t: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         s = self.data.face_hr_size
@@ -185,6 +217,8 @@ class PairDataset(Dataset):
             torch.from_numpy(self.data.face_boxes[t].astype(np.int64)),
             torch.tensor(t, dtype=torch.int64),
             *self._faces(t),
+            self._matte(t - 1),
+            self._matte(t),
         )
 
 

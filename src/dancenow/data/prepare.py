@@ -11,6 +11,8 @@ Layout of DATA_DIR:
     faces/000000.png    the face box cut from the original video at the face's own resolution
                         (face_hr_size x face_hr_size), for frames with a face; only when the
                         video has at least 1.5x the prepared frames' detail there
+    mattes/000000.png   the person's matte in each frame (grey PNG, 255 on the person), from
+                        MediaPipe Pose's segmentation (`pose.segment`): supervises the alpha
 
 One fixed crop box is used for the whole video, so the person's scale and position stay real:
 the person's extent over the video (the union of their boxes, with a margin) in the output's
@@ -40,11 +42,13 @@ from dancenow.pose.pipeline import TARGET_STATS_FILE
 from dancenow.pose.geometry import face_boxes, person_boxes, person_present, resample_indices
 from dancenow.pose.render import render_person_mask
 from dancenow.pose.schema import BODY, FACE, PoseSequence
-from dancenow.video import VideoMeta, probe, read_frames, read_image, write_image
+from dancenow.pose.segment import SEGMENTER_VERSION, PersonSegmenter
+from dancenow.video import VideoMeta, probe, read_frames, read_image, write_image, write_mask
 from dancenow.pose.smoothing import SmoothingConfig, smooth_poses
 
 MANIFEST_VERSION = 1
 PLATE_METHOD = "limb-masks-2"  # how background.png was made; older data gets a new plate on re-running prepare
+MATTE_METHOD = SEGMENTER_VERSION  # how mattes/ were made; older data gets them on re-running prepare
 
 
 @dataclass(frozen=True)
@@ -240,13 +244,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     if manifest_path.is_file():
         m = json.loads(manifest_path.read_text())
         if m.get("source", {}).get("sha256") == digest and m.get("config") == asdict(cfg):
-            if m.get("plate") != PLATE_METHOD:
-                _write_plate(out, PoseSequence.load(out / "poses.npz"), cfg)
-                write_json(manifest_path, {**m, "plate": PLATE_METHOD})
-                if progress:
-                    print(f"{out}: already prepared from {video.name}; background plate remade ({PLATE_METHOD})")
-            elif progress:
-                print(f"{out}: already prepared from {video.name}, nothing to do")
+            _update(out, m, cfg, progress, video.name)
             return out
     out.mkdir(parents=True, exist_ok=True)
     raw = _raw_poses(video, out, meta, digest, poses, progress)
@@ -265,6 +263,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     hr = face_hr_size(side, box, out_w, cfg.face_size)
     _write_frames(video, out, digest, keep, box, (out_w, out_h), (fboxes, hr), progress)
     _write_plate(out, poses, cfg)
+    _write_mattes(out, len(keep), progress)
     with atomic_path(out / "face_boxes.npy") as tmp:
         np.save(tmp, fboxes, allow_pickle=False)
     poses.save(out / "poses.npz")
@@ -272,6 +271,37 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     write_json(out / TARGET_STATS_FILE, stats.to_dict())
     write_json(manifest_path, _manifest(video, meta, digest, cfg, poses, box, (side, hr), detected, len(raw), stats))
     return out
+
+
+def _update(out: Path, m: dict, cfg: PrepareConfig, progress: bool, name: str) -> None:
+    """Data prepared before: remake what a newer method makes (plate, mattes), keep the rest."""
+    done = []
+    if m.get("plate") != PLATE_METHOD:
+        _write_plate(out, PoseSequence.load(out / "poses.npz"), cfg)
+        done.append(f"background plate remade ({PLATE_METHOD})")
+    if m.get("matte") != MATTE_METHOD:
+        _write_mattes(out, int(m["n_frames"]), progress, fresh=True)
+        done.append(f"mattes made ({MATTE_METHOD})")
+    if done:
+        write_json(out / "manifest.json", {**m, "plate": PLATE_METHOD, "matte": MATTE_METHOD})
+    if progress:
+        print(f"{out}: already prepared from {name}; " + ("; ".join(done) if done else "nothing to do"))
+
+
+def _write_mattes(out: Path, n: int, progress: bool, fresh: bool = False) -> None:
+    """mattes/NNNNNN.png for the n prepared frames. The segmenter tracks the clip, so it sees
+    every frame in order; a re-run writes the missing ones (all of them when `fresh`)."""
+    d = out / "mattes"
+    if fresh and d.is_dir():
+        for f in d.glob("*.png"):
+            f.unlink()
+    d.mkdir(exist_ok=True)
+    with PersonSegmenter() as seg:
+        for j in tqdm(range(n), desc="mattes", unit="frame", disable=not progress):
+            path = d / f"{j:06d}.png"
+            matte = seg.matte(read_image(out / "frames" / f"{j:06d}.png"))
+            if not path.is_file():
+                write_mask(path, matte)
 
 
 def _write_plate(out: Path, poses: PoseSequence, cfg: PrepareConfig) -> None:
@@ -331,8 +361,8 @@ def _write_frames(video: Path, out: Path, digest: str, keep: np.ndarray, box: tu
              "face_hr_size": hr, "face_boxes": hashlib.sha256(fboxes.tobytes()).hexdigest()}
     state_path = out / "prepare_state.json"
     old = json.loads(state_path.read_text()) if state_path.is_file() else None
-    for d, same in ((frames_dir, old is not None and all(old.get(k) == state[k] for k in list(state)[:4])),
-                    (faces_dir, old == state)):
+    same_frames = old is not None and all(old.get(k) == state[k] for k in list(state)[:4])
+    for d, same in ((frames_dir, same_frames), (faces_dir, old == state), (out / "mattes", same_frames)):
         if d.is_dir() and not same:
             for f in d.glob("*.png"):
                 f.unlink()
@@ -369,6 +399,7 @@ def _manifest(video: Path, meta: VideoMeta, digest: str, cfg: PrepareConfig, pos
     return {
         "version": MANIFEST_VERSION,
         "plate": PLATE_METHOD,
+        "matte": MATTE_METHOD,
         "source": {"path": str(video.resolve()), "sha256": digest, "width": meta.width, "height": meta.height,
                    "fps": meta.fps, "rotation": meta.rotation},
         "fps": poses.fps,

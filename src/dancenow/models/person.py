@@ -193,13 +193,15 @@ class PersonGenerator(nn.Module):
             bg = nn.functional.interpolate(bg, size=size, mode="area")
         return bg.to(like.dtype)
 
-    def _compose(self, out: torch.Tensor, bg: torch.Tensor | None, feather: torch.Tensor | None = None) -> torch.Tensor:
+    def _compose(self, out: torch.Tensor, bg: torch.Tensor | None,
+                 feather: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(frame, alpha in [0, 1]; None without a background)."""
         if not self.spec.use_background:
-            return out
+            return out, None
         rgb, alpha = out[:, :3], (out[:, 3:4] + 1.0) * 0.5
         if feather is not None:
             alpha = alpha * feather.to(alpha.dtype)
-        return alpha * rgb + (1.0 - alpha) * bg
+        return alpha * rgb + (1.0 - alpha) * bg, alpha
 
     def windows_for(self, *labels: torch.Tensor) -> list[Window] | None:
         """The person windows of a batch (None when this generator works on whole frames)."""
@@ -210,7 +212,7 @@ class PersonGenerator(nn.Module):
         return person_windows(labels, m, round_to=max(m, -(-self.spec.window_multiple // m) * m))
 
     def _run(self, label: torch.Tensor, previous: torch.Tensor | None, bg: torch.Tensor | None,
-             feather: torch.Tensor | None = None) -> torch.Tensor:
+             feather: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.spec.use_temporal:
             if previous is None:
                 previous = torch.zeros_like(label[:, :3])
@@ -230,26 +232,34 @@ class PersonGenerator(nn.Module):
 
         With a person window the generator runs on the window only and the plate fills the rest.
         """
+        return self.step_alpha(label, previous)[0]
+
+    def step_alpha(self, label: torch.Tensor, previous: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`step`, and the whole frame's alpha (B, 1, H, W), 0 outside the window (None without a background)."""
         windows = self.windows_for(label)
         if windows is None:
             return self._run(label, previous, self._plate(label))
         bg_full = self._plate(label)
         prev_c = None if previous is None else crop_windows(previous, windows)
         feather = window_feather(windows, tuple(label.shape[-2:]), label.device)
-        out = self._run(crop_windows(label, windows), prev_c, crop_windows(bg_full, windows), feather)
-        return paste_windows(bg_full, out, windows)
+        out, alpha = self._run(crop_windows(label, windows), prev_c, crop_windows(bg_full, windows), feather)
+        return paste_windows(bg_full, out, windows), paste_windows(torch.zeros_like(bg_full[:, :1]), alpha, windows)
 
     def forward_pair(self, label_prev: torch.Tensor, label: torch.Tensor,
-                     drop_prev: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     drop_prev: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Frames t-1 (from zeros) and t (from frame t-1's output, gradient flowing through it),
-        whole frames, each made exactly as `step` makes it in transfer (own window each).
-        drop_prev: frame t from zeros too (previous-frame dropout: it must draw from the pose)."""
-        prev = self.step(label_prev, None)
-        return prev, self.step(label, None if drop_prev else prev)
+        whole frames, each made exactly as `step` makes it in transfer (own window each), and
+        their alphas (`step_alpha`). drop_prev: frame t from zeros too (previous-frame dropout:
+        it must draw from the pose)."""
+        prev, alpha_prev = self.step_alpha(label_prev, None)
+        cur, alpha = self.step_alpha(label, None if drop_prev else prev)
+        return prev, cur, alpha_prev, alpha
 
     def forward(self, label_prev: torch.Tensor, label: torch.Tensor,
-                drop_prev: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Temporal: (frame t-1, frame t) as `forward_pair`. Otherwise (None, frame t) alone."""
+                drop_prev: bool = False) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Temporal: (frame t-1, frame t, alpha t-1, alpha t) as `forward_pair`. Otherwise
+        (None, frame t, None, alpha t) from frame t alone."""
         if self.spec.use_temporal:
             return self.forward_pair(label_prev, label, drop_prev)
-        return None, self.step(label, None)
+        cur, alpha = self.step_alpha(label, None)
+        return None, cur, None, alpha

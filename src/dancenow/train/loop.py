@@ -171,7 +171,8 @@ def _open(data_dir: Path, run: RunDir, cfg: TrainConfig, resume: bool, max_minut
                                     f"prepare with --size a multiple of {mult}")
     gap = round(cfg.reference_gap_s * float(data.manifest["fps"]))
     reference = _reference_bank(run, data, cfg, info, resume, gap)
-    dataset = PairDataset(data, "train", config.render, reference=reference, gap=gap)
+    dataset = PairDataset(data, "train", config.render, reference=reference, gap=gap,
+                          mattes=cfg.lambda_matte > 0 and cfg.use_background)
     if len(dataset) < 1:
         raise InputError(data.root, "the training split has fewer than 2 frames")
     vgg = VGGPerceptualLoss(load_vgg_trunk(cfg.vgg_weights, device=device)) if cfg.use_vgg_loss else None

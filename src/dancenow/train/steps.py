@@ -4,7 +4,8 @@ body_step (temporal smoothing as in the paper):
     fake_{t-1} = G(pose_{t-1}, 0);  fake_t = G(pose_t, fake_{t-1})      (gradient through both)
     D judges (pose_{t-1}, pose_t, frame_{t-1}, frame_t), real vs generated;
     G loss = LSGAN + lambda_feat * feature matching + lambda_vgg * VGG (+ lambda_l1 * L1
-    + lambda_ssim * (1 - SSIM) + lambda_temporal * L1 of the frame-to-frame change); with
+    + lambda_ssim * (1 - SSIM) + lambda_temporal * L1 of the frame-to-frame change
+    + lambda_matte * L1 of the alpha against the real frames' person mattes); with
     prev_dropout, some steps make frame t from a blank previous frame instead of fake_{t-1}.
 face_step: G frozen; a residual face generator refines the face crop of fake_t and a
 70x70 PatchGAN judges (pose crop, face crop). Where the data has full-resolution faces, the
@@ -59,8 +60,9 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 def _map(b: PairSample, f) -> PairSample:
+    keep = lambda t: None if t is None else f(t)  # noqa: E731
     return dataclasses.replace(b, label_prev=f(b.label_prev), label=f(b.label), image_prev=f(b.image_prev),
-                               image=f(b.image))
+                               image=f(b.image), matte_prev=keep(b.matte_prev), matte=keep(b.matte))
 
 
 def stage_inputs(ctx: StepContext, stage: Stage, batch: PairSample) -> PairSample:
@@ -86,8 +88,17 @@ def _vgg(ctx: StepContext, stage: Stage, fake: torch.Tensor, real: torch.Tensor,
     return total / len(boxes)
 
 
+def _matte_loss(b: PairSample, alphas: tuple[torch.Tensor | None, torch.Tensor | None]) -> torch.Tensor | None:
+    """L1 between the generator's alpha and the real frames' mattes (frames t and t-1 where made)."""
+    pairs = [(a, m) for a, m in zip(alphas, (b.matte_prev, b.matte)) if a is not None and m is not None]
+    if not pairs:
+        return None
+    return sum(nn.functional.l1_loss(a.float(), m.float()) for a, m in pairs) / len(pairs)
+
+
 def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: torch.Tensor | None,
-                      fake: torch.Tensor, fake_pair: torch.Tensor, real_pair: torch.Tensor) -> dict[str, torch.Tensor]:
+                      fake: torch.Tensor, fake_pair: torch.Tensor, real_pair: torch.Tensor,
+                      alphas: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict[str, torch.Tensor]:
     cfg, D = ctx.cfg, _unwrap(stage.train_views["D"])
     D.requires_grad_(False)
     pred_fake = D(fake_pair)
@@ -96,7 +107,7 @@ def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: 
     zero = torch.zeros((), device=ctx.device)
     losses = {"G_gan": ctx.gan(pred_fake, True),
               "G_feat": feature_matching_loss(pred_fake, pred_real, cfg.n_layers_D, cfg.num_D) * cfg.lambda_feat,
-              "G_vgg": zero, "G_l1": zero, "G_ssim": zero, "G_temporal": zero}
+              "G_vgg": zero, "G_l1": zero, "G_ssim": zero, "G_temporal": zero, "G_matte": zero}
     pairs = [(fake, b.image, b.label)] + ([(fake_prev, b.image_prev, b.label_prev)] if fake_prev is not None else [])
     if ctx.vgg is not None and cfg.lambda_vgg > 0:
         vp = pairs if cfg.vgg_on_both_frames else pairs[:1]
@@ -108,6 +119,8 @@ def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: 
     if cfg.lambda_temporal > 0 and fake_prev is not None:  # change like the real frames change (less flicker)
         losses["G_temporal"] = nn.functional.l1_loss((fake - fake_prev).float(),
                                                      (b.image - b.image_prev).float()) * cfg.lambda_temporal
+    if cfg.lambda_matte > 0 and (matte := _matte_loss(b, alphas)) is not None:  # a sharp, whole outline
+        losses["G_matte"] = matte * cfg.lambda_matte
     return losses
 
 
@@ -130,18 +143,18 @@ def body_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float, step
         o.set_lr(lr)
     windows = stage.G.windows_for(b.label)  # frame t's person window (None: whole frames)
     with ctx.autocast():
-        fake_prev, fake = stage.train_views["G"](b.label_prev, b.label, drop_previous(ctx.cfg, step))  # whole frames
+        fake_prev, fake, *alphas = stage.train_views["G"](b.label_prev, b.label, drop_previous(ctx.cfg, step))
         if windows is not None:  # D and the losses see frames t-1 and t at frame t's window
-            cut = lambda t: crop_windows(t, windows)  # noqa: E731
+            cut = lambda t: None if t is None else crop_windows(t, windows)  # noqa: E731
             b = _map(b, cut)
-            fake, fake_prev = cut(fake), (cut(fake_prev) if fake_prev is not None else None)
+            fake, fake_prev, alphas = cut(fake), cut(fake_prev), [cut(a) for a in alphas]
         if ctx.cfg.use_temporal:  # (frame t-1, frame t); otherwise frame t alone
             fake_pair = torch.cat([b.label_prev, b.label, fake_prev, fake], dim=1)
             real_pair = torch.cat([b.label_prev, b.label, b.image_prev, b.image], dim=1)
         else:
             fake_pair = torch.cat([b.label, fake], dim=1)
             real_pair = torch.cat([b.label, b.image], dim=1)
-        losses = _generator_losses(ctx, stage, b, fake_prev, fake, fake_pair, real_pair)
+        losses = _generator_losses(ctx, stage, b, fake_prev, fake, fake_pair, real_pair, tuple(alphas))
         loss_g = sum(losses.values())
     stage.optims["G"].step(loss_g)
     _unwrap(stage.train_views["D"]).requires_grad_(True)

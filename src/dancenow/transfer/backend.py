@@ -61,7 +61,7 @@ class WindowNet(nn.Module):
         spec = self.person.spec
         previous = rest[0] if spec.use_temporal else None
         bg, feather = (rest[-2], rest[-1]) if spec.use_background else (None, None)
-        return self.person._run(label, previous, bg, feather)
+        return self.person._run(label, previous, bg, feather)[0]
 
 
 def window_net_inputs(person: PersonGenerator) -> list[str]:

@@ -8,8 +8,10 @@ from dancenow.video.io import (
     probe,
     read_frames,
     read_image,
+    read_mask,
     write_audio,
     write_image,
+    write_mask,
     write_video,
 )
 
@@ -21,7 +23,9 @@ __all__ = [
     "probe",
     "read_frames",
     "read_image",
+    "read_mask",
     "write_audio",
     "write_image",
+    "write_mask",
     "write_video",
 ]

@@ -745,6 +745,35 @@ def write_audio(path: str | Path, samples: np.ndarray, rate: int) -> Path:
     return path
 
 
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a single-channel PNG (a matte) as HxW uint8."""
+    p = Path(path)
+    _check_input_file(p)
+    mask = cv2.imdecode(np.fromfile(str(p), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise InputError(p, "not an image file (could not decode)")
+    return mask
+
+
+def write_mask(path: str | Path, mask: np.ndarray) -> Path:
+    """Write HxW uint8 to a single-channel PNG, atomically; returns ``path``."""
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise ValueError(f"{p}: a mask is written as .png, got {p.suffix!r}")
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.ndim != 2:
+        raise ValueError(f"{p}: mask must be an HxW uint8 array")
+    _check_output_path(p)
+    ok, buf = cv2.imencode(".png", mask)
+    if not ok:
+        raise ValueError(f"{p}: OpenCV could not encode the mask")
+    try:
+        with atomic_path(p) as tmp:
+            tmp.write_bytes(buf.tobytes())
+    except OSError as e:
+        raise InputError(p, f"cannot write mask ({e.strerror or e})") from None
+    return p
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read a PNG/JPG (or anything OpenCV decodes) as HxWx3 uint8 RGB."""
     p = Path(path)
