@@ -64,6 +64,7 @@ class TrainConfig:
     beta2: float = 0.999
     batch_size: int = 1
     decay_fraction: float = 0.5      # linear LR decay to 0 over the last part of each stage
+    ema_decay: float = 0.0           # generators' weights averaged over the steps (0: off); what is saved and used
     # schedule in steps per stage (with --max-minutes, steps come from time_fractions instead)
     global_steps: int = 20000
     local_steps: int = 0

@@ -116,8 +116,9 @@ def test_tiny_model_learns_to_reconstruct(tmp_path):
     assert np.mean(scores) > 0.9, scores
 
 
-def test_resume_equals_uninterrupted(tiny_data, tmp_path):
-    cfg = tiny_train_config(global_steps=6, face_steps=4, checkpoint_every=100)
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_equals_uninterrupted(tiny_data, tmp_path, ema):
+    cfg = tiny_train_config(global_steps=6, face_steps=4, checkpoint_every=100, ema_decay=ema)
     a = train(tiny_data, tmp_path / "a", cfg, progress=False)
     part = train(tiny_data, tmp_path / "b", cfg, max_steps=4, progress=False)
     assert not part.finished
@@ -139,6 +140,11 @@ def test_resume_equals_uninterrupted(tiny_data, tmp_path):
     files = sorted(str(p.relative_to(ca)) for p in ca.rglob("*") if p.is_file() and p.name != "state.json")
     assert files == sorted(str(p.relative_to(cb)) for p in cb.rglob("*") if p.is_file() and p.name != "state.json")
     assert [f for f in files if (ca / f).read_bytes() != (cb / f).read_bytes()] == []
+    # with an average, the checkpoint keeps the trained weights beside it (and they differ)
+    assert any(f.startswith("face_generator_train/") for f in files) == (ema > 0)
+    if ema > 0:
+        avg, trained = (load_file(str(ca / c / "model.safetensors")) for c in ("face_generator", "face_generator_train"))
+        assert not all(torch.equal(avg[k], trained[k]) for k in avg)
 
 
 def test_existing_run_needs_resume(tiny_data, tiny_run):

@@ -185,3 +185,18 @@ def test_temporal_difference_loss_is_reported_and_trains(tiny_data, tmp_path):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     temporal = [r["G_temporal"] for r in rows if "G_temporal" in r]
     assert temporal and all(v > 0 for v in temporal)
+
+
+def test_the_weight_average_follows_the_trained_weights():
+    from dancenow.train.stages import ema_copy, ema_decay_at, update_ema
+
+    net = torch.nn.Linear(3, 2)
+    avg = ema_copy(net)
+    old = net.weight.detach().clone()
+    assert not any(p.requires_grad for p in avg.parameters()) and not avg.training
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    update_ema(avg, net, 0.75)
+    assert torch.allclose(avg.weight, 0.75 * old + 0.25 * net.weight)
+    assert ema_decay_at(0.999, 0) == 0.1 and ema_decay_at(0.999, 10**6) == 0.999
+    assert ema_decay_at(0.5, 100) == 0.5

@@ -277,6 +277,7 @@ def _run_stage(s: Session, stage: Stage) -> bool:
         losses = step_fn(s.ctx, stage, batch, lr, st.stage_step)
         _check_finite(stage.name, st.stage_step + 1, losses)
         st.stage_step += 1
+        stage.update_averages(cfg.ema_decay, st.stage_step)
         s.done += 1
         s.sink.step()
         new_total = planner.after_step(st.stage_step, s.elapsed()) if planner is not None else None

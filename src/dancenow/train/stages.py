@@ -8,10 +8,16 @@
 A `Stage` holds what its step function needs (`steps.body_step` or `steps.face_step`), its
 optimizers and the components its checkpoint saves. Every random choice at construction
 comes from `cfg.seed` and the stage's index.
+
+With `ema_decay`, a stage also keeps an exponential moving average of its generator's weights
+(the "G" or "FG" it trains). The average is what the checkpoint saves as `generator` /
+`face_generator`, so validation, the next stage, transfer and export all use it; the trained
+weights are saved beside it (`generator_train`, `face_generator_train`) for resuming.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -93,6 +99,27 @@ def make_optim(cfg: TrainConfig, params, device: torch.device) -> Optim:
     return Optim(opt, scaler)
 
 
+# ------------------------------------------------------------------ weight averaging
+def ema_copy(module: nn.Module) -> nn.Module:
+    """A frozen copy of `module` to hold its average (buffers such as the plate included)."""
+    ema = copy.deepcopy(module)
+    ema.requires_grad_(False)
+    return ema.eval()
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, module: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * module, parameter by parameter; buffers copied."""
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in module.parameters()], 1.0 - decay)
+    for e, b in zip(ema.buffers(), module.buffers()):
+        e.copy_(b)
+
+
+def ema_decay_at(decay: float, step: int) -> float:
+    """The average's decay after `step` steps: short at first, so early weights fade out fast."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 # ------------------------------------------------------------------ a stage
 @dataclass(eq=False)
 class Stage:
@@ -108,10 +135,20 @@ class Stage:
     fixed_steps: int
     scale_down: bool = False                 # global stage before a local enhancer: half resolution
     on_step: Callable[["Stage", int], None] | None = field(default=None, repr=False)
+    ema: dict[str, nn.Module] = field(default_factory=dict)  # "G" / "FG" -> its weights' average
 
     @property
     def is_face(self) -> bool:
         return self.name == "face"
+
+    def averaged(self, name: str) -> nn.Module:
+        """The network that generates for validation: the average where one is kept."""
+        return self.ema.get(name, self.raw[name] if name in self.raw else self.G)
+
+    def update_averages(self, decay: float, step: int) -> None:
+        """After an optimizer step (`step` steps done in this stage)."""
+        for name, ema in self.ema.items():
+            update_ema(ema, self.raw[name], ema_decay_at(decay, step))
 
     def load(self, ckpt_dir: Path) -> None:
         """Resume inside this stage: every network, optimizer and scaler from its checkpoint."""
@@ -184,10 +221,11 @@ class Builder:
                 p.requires_grad_(False)
         optims = {"G": make_optim(cfg, G.generator.parameters(), self.device),
                   "D": make_optim(cfg, D.parameters(), self.device)}
-        return Stage(name, index, G, optims, {"generator": (G, G.config), "discriminator": (D, D.config)},
+        comps, ema = _with_average("generator", G, G.config, "G", cfg.ema_decay)
+        return Stage(name, index, G, optims, {**comps, "discriminator": (D, D.config)},
                      {"G": self.ddp(G), "D": self.ddp(D)}, {"G": G, "D": D}, fixed,
                      scale_down=name == "global" and cfg.use_local_enhancer,
-                     on_step=self._unfreeze_global if frozen else None)
+                     on_step=self._unfreeze_global if frozen else None, ema=ema)
 
     def _face_stage(self, index: int, G: PersonGenerator, rng: torch.Generator, fixed: int) -> Stage:
         fgcfg, fdcfg = face_configs(self.cfg)
@@ -197,9 +235,10 @@ class Builder:
         FD = self._prep(build_discriminator(fdcfg, rng))
         optims = {"FG": make_optim(self.cfg, FG.parameters(), self.device),
                   "FD": make_optim(self.cfg, FD.parameters(), self.device)}
-        comps = {"generator": (G, G.config), "face_generator": (FG, fgcfg), "face_discriminator": (FD, fdcfg)}
+        face_comps, ema = _with_average("face_generator", FG, fgcfg, "FG", self.cfg.ema_decay)
+        comps = {"generator": (G, G.config), **face_comps, "face_discriminator": (FD, fdcfg)}
         return Stage("face", index, G, optims, comps, {"FG": self.ddp(FG), "FD": self.ddp(FD)},
-                     {"FG": FG, "FD": FD}, fixed)
+                     {"FG": FG, "FD": FD}, fixed, ema=ema)
 
     def _unfreeze_global(self, stage: Stage, step: int) -> None:
         """Local stage: after `local_fix_global_steps`, train the global branch too (new optimizer)."""
@@ -210,3 +249,13 @@ class Builder:
         stage.optims["G"] = make_optim(self.cfg, stage.G.generator.parameters(), self.device)
         stage.train_views["G"] = self.ddp(stage.G)
         stage.on_step = None
+
+
+def _with_average(component: str, module: nn.Module, config: Any, view: str,
+                  decay: float) -> tuple[dict[str, tuple[nn.Module, Any]], dict[str, nn.Module]]:
+    """(checkpoint components, averages) of a trained generator: with `decay`, the average is
+    saved under `component` and the trained weights under `component`_train."""
+    if decay <= 0:
+        return {component: (module, config)}, {}
+    ema = ema_copy(module)
+    return {component: (ema, config), f"{component}_train": (module, config)}, {view: ema}

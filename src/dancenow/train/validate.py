@@ -27,13 +27,14 @@ def generate_chain(ctx: StepContext, stage: Stage, data: PreparedData, indices: 
                    style: RenderStyle) -> list[np.ndarray]:
     """Generate consecutive frames in order (temporal feedback), with face refinement if trained."""
     outs, prev = [], None
-    face_g = stage.raw["FG"] if stage.is_face else None
+    face_g = stage.averaged("FG") if stage.is_face else None
+    G = stage.averaged("G")
     for i in indices:
         label = to_tensor(data.model_input(i, style, ctx.reference))[None].to(ctx.device)
         if stage.scale_down:
             label = nn.functional.avg_pool2d(label, 2)
         with ctx.autocast():
-            fake = stage.G.step(label, prev).float()
+            fake = G.step(label, prev).float()
         prev = fake
         if face_g is not None and ctx.face_hr and data.has_face(i):
             face_label = to_tensor(data.face_label(i, style))[None].to(ctx.device)
