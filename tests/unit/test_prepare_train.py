@@ -177,3 +177,23 @@ def test_ddp_two_cpu_processes_end_identical(tiny_data, tmp_path):
     single = train(tiny_data, tmp_path / "single", tiny_train_config(global_steps=3, use_face_gan=False), progress=False)
     assert single.weights_digest != d0
     assert (tmp_path / "run" / "checkpoints" / "latest" / "generator" / "model.safetensors").is_file()
+
+
+def test_prepared_poses_stay_where_the_detector_put_them():
+    """The target's poses label their own frames: a point moving steadily stays exactly where it
+    was detected (no lag behind a fast limb), and a one-frame detector spike is removed."""
+    from dancenow.pose.smoothing import smooth_poses
+
+    kp = empty_keypoints(12)
+    t = np.arange(12, dtype=np.float32)
+    kp[:, :25, 0] = 20 + 6 * t[:, None]  # a fast, steady limb: 6 px per frame
+    kp[:, :25, 1] = 50 + 0.5 * t[:, None] ** 2
+    kp[:, :25, 2] = 0.9
+    spiky = kp.copy()
+    spiky[5, 3, :2] += 40  # the detector jumps away for one frame
+    out = smooth_poses(PoseSequence(spiky, 100, 100, 24.0), PrepareConfig().smoothing).keypoints
+    steady = np.ones((12, 25), bool)
+    steady[[0, 11]] = False  # the ends keep their own value under a 3-frame median anyway
+    steady[4:7, 3] = False
+    assert np.abs(out[:, :25][steady][:, :2] - kp[:, :25][steady][:, :2]).max() < 1e-4
+    assert np.abs(out[5, 3, :2] - kp[5, 3, :2]).max() < 7  # a neighbour's value, not the spike

@@ -69,7 +69,12 @@ class PrepareConfig:
     conf_threshold: float = 0.1
     max_cut_fraction: float = 0.5     # fail when the video's edge cuts the person in more frames than this
     face_size: int = 128              # largest side of the full-resolution face crops (0: none)
-    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    # The target's poses are labels of the frames they came from, so they stay where the detector
+    # put them: gaps filled and a 3-frame median against one-frame spikes, no Gaussian (it moved
+    # them 2.2 px on the fast third of the real dancer's frames, off the limbs the frames show).
+    # At 1000 equal steps: held-out body SSIM 0.767 -> 0.778, flicker ratio 1.83 both (without
+    # the median too: 0.785 but flicker 1.95). Sources are still smoothed in transfer.
+    smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(sigma_s=0.0))
 
     def __post_init__(self) -> None:
         if (self.width is None) != (self.height is None):
@@ -354,7 +359,8 @@ def _check_person(video: Path, raw: PoseSequence, cfg: PrepareConfig) -> np.ndar
 def _write_frames(video: Path, out: Path, digest: str, keep: np.ndarray, box: tuple[int, int, int, int],
                   size: tuple[int, int], faces: tuple[np.ndarray, int], progress: bool) -> None:
     """frames/NNNNNN.png and faces/NNNNNN.png (face boxes at `hr` pixels, hr 0: none) in one
-    decoding pass, resumable: a state file pins the crops; files with the same crops are kept."""
+    decoding pass, resumable: a state file pins the crops; files with the same crops are kept
+    (mattes/ goes with frames/: other crops remove both)."""
     frames_dir, faces_dir = out / "frames", out / "faces"
     fboxes, hr = faces
     state = {"sha256": digest, "crop_box": list(box), "size": list(size), "keep": len(keep),
