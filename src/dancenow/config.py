@@ -90,6 +90,10 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 1")
         if self.local_steps > 0 and not self.use_local_enhancer:
             raise ValueError("local_steps > 0 needs use_local_enhancer")
+        if self.lambda_matte > 0 and not self.use_background:
+            raise ValueError("lambda_matte > 0 needs use_background (the matte supervises the alpha)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         object.__setattr__(self, "time_fractions", tuple(float(f) for f in self.time_fractions))
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from conftest import TINY_SIZE, make_tiny_poses, tiny_train_config
 
 def test_the_segmenter_finds_the_synthetic_dancer():
     """Against the synthetic dancer's exact mask: most of the person, little else; nobody: empty."""
-    pytest.importorskip("mediapipe")
     from dancenow.pose.segment import PersonSegmenter
     from dancenow.synthetic.clip import make_clip
 
@@ -57,6 +56,27 @@ def test_prepare_makes_a_matte_per_frame_and_adds_them_to_older_data(tiny_clip, 
         assert np.array_equal(again.read_matte(i), data.read_matte(i))
     item = collate_pairs([PairDataset(again, mattes=True)[0]])
     assert item.matte.shape == (1, 1, TINY_SIZE, TINY_SIZE) and 0 <= item.matte.min() <= item.matte.max() <= 1
+    # a matte lost from a complete folder: the error says to re-run prepare, and that brings it back
+    (old / "mattes" / "000003.png").unlink()
+    with pytest.raises(InputError, match="re-run prepare"):
+        again.read_matte(3)
+    prepare(video, old, PrepareConfig(width=TINY_SIZE, height=TINY_SIZE), poses=poses, progress=False)
+    assert np.array_equal(again.read_matte(3), data.read_matte(3))
+    from dancenow.video import write_mask
+
+    write_mask(old / "mattes" / "000004.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="000004.png"):
+        again.read_matte(4)
+
+
+def test_options_that_cannot_work_are_refused():
+    from dancenow.config import TrainConfig
+
+    with pytest.raises(ValueError, match="use_background"):
+        TrainConfig(lambda_matte=1.0, use_background=False)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="ema_decay"):
+            TrainConfig(ema_decay=bad)
 
 
 def test_step_alpha_is_the_composite_and_zero_outside_the_window():

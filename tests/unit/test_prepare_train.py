@@ -197,3 +197,26 @@ def test_prepared_poses_stay_where_the_detector_put_them():
     steady[4:7, 3] = False
     assert np.abs(out[:, :25][steady][:, :2] - kp[:, :25][steady][:, :2]).max() < 1e-4
     assert np.abs(out[5, 3, :2] - kp[5, 3, :2]).max() < 7  # a neighbour's value, not the spike
+
+
+def test_an_interrupted_re_prepare_leaves_no_manifest(tiny_clip, tiny_data, tmp_path, monkeypatch):
+    """Re-preparing with other settings removes the old manifest first: a folder interrupted
+    half-way is never taken for a finished one."""
+    import shutil
+
+    from dancenow.data import prepare as prep_mod
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    video, poses = tiny_clip
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prep_mod, "_write_plate", boom)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(video, data, PrepareConfig(width=TINY_SIZE, height=TINY_SIZE, val_fraction=0.2), poses=poses,
+                progress=False)
+    assert not (data / "manifest.json").exists()
+    with pytest.raises(InputError, match="prepare"):
+        PreparedData.load(data)

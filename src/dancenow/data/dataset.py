@@ -115,9 +115,13 @@ class PreparedData:
         """(H, W) uint8: frame i's person matte, 255 on the person."""
         path = self.root / "mattes" / f"{i:06d}.png"
         try:
-            return read_mask(path)
+            matte = read_mask(path)
         except InputError as exc:
             raise InputError(path, f"missing or unreadable matte ({exc.problem}): re-run prepare") from None
+        w, h = self.size
+        if matte.shape != (h, w):
+            raise InputError(path, f"matte is {matte.shape[1]}x{matte.shape[0]}, the frames {w}x{h}: re-run prepare")
+        return matte
 
 
 def _read(path: Path, what: str) -> np.ndarray:
@@ -176,7 +180,7 @@ class PairDataset(Dataset):
         self.start, self.stop = data.split(split)
         self.style = style
         w, h = data.size
-        self._cache: dict[int, np.ndarray] | None = {} if (self.stop - self.start) * w * h * 4 <= cache_bytes else None
+        self._cache: dict[int, np.ndarray] | None = {} if (self.stop - self.start) * w * h * (3 + self.mattes) <= cache_bytes else None
         self._matte_cache: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:

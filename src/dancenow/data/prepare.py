@@ -246,11 +246,14 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     meta = probe(video)  # raises InputError on bad input
     digest = file_sha256(video)
     manifest_path = out / "manifest.json"
+    old_matte = None
     if manifest_path.is_file():
         m = json.loads(manifest_path.read_text())
         if m.get("source", {}).get("sha256") == digest and m.get("config") == asdict(cfg):
             _update(out, m, cfg, progress, video.name)
             return out
+        old_matte = m.get("matte")
+        manifest_path.unlink()  # the folder is incomplete until a new manifest is written last
     out.mkdir(parents=True, exist_ok=True)
     raw = _raw_poses(video, out, meta, digest, poses, progress)
     detected = _check_person(video, raw, cfg)
@@ -268,7 +271,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     hr = face_hr_size(side, box, out_w, cfg.face_size)
     _write_frames(video, out, digest, keep, box, (out_w, out_h), (fboxes, hr), progress)
     _write_plate(out, poses, cfg)
-    _write_mattes(out, len(keep), progress)
+    _write_mattes(out, len(keep), progress, fresh=old_matte not in (None, MATTE_METHOD))
     with atomic_path(out / "face_boxes.npy") as tmp:
         np.save(tmp, fboxes, allow_pickle=False)
     poses.save(out / "poses.npz")
@@ -284,8 +287,9 @@ def _update(out: Path, m: dict, cfg: PrepareConfig, progress: bool, name: str) -
     if m.get("plate") != PLATE_METHOD:
         _write_plate(out, PoseSequence.load(out / "poses.npz"), cfg)
         done.append(f"background plate remade ({PLATE_METHOD})")
-    if m.get("matte") != MATTE_METHOD:
-        _write_mattes(out, int(m["n_frames"]), progress, fresh=True)
+    missing = not all((out / "mattes" / f"{j:06d}.png").is_file() for j in range(int(m["n_frames"])))
+    if m.get("matte") != MATTE_METHOD or missing:
+        _write_mattes(out, int(m["n_frames"]), progress, fresh=m.get("matte") != MATTE_METHOD)
         done.append(f"mattes made ({MATTE_METHOD})")
     if done:
         write_json(out / "manifest.json", {**m, "plate": PLATE_METHOD, "matte": MATTE_METHOD})
@@ -301,6 +305,8 @@ def _write_mattes(out: Path, n: int, progress: bool, fresh: bool = False) -> Non
         for f in d.glob("*.png"):
             f.unlink()
     d.mkdir(exist_ok=True)
+    if all((d / f"{j:06d}.png").is_file() for j in range(n)):
+        return
     with PersonSegmenter() as seg:
         for j in tqdm(range(n), desc="mattes", unit="frame", disable=not progress):
             path = d / f"{j:06d}.png"
@@ -332,7 +338,7 @@ def _raw_poses(video: Path, out: Path, meta: VideoMeta, digest: str, given: Pose
             raise InputError(video, f"has about {meta.n_frames} frames but the poses given have {len(given)}")
         raw = given
     else:
-        from dancenow.pose.detect import detect_video  # mediapipe: heavy, only when detecting
+        from dancenow.pose.detect import detect_video
 
         raw = detect_video(video, progress=progress)
     raw = raw.with_keypoints(raw.keypoints, meta={**raw.meta, "source_sha256": digest})

@@ -232,10 +232,12 @@ class PersonGenerator(nn.Module):
 
         With a person window the generator runs on the window only and the plate fills the rest.
         """
-        return self.step_alpha(label, previous)[0]
+        return self.step_alpha(label, previous, with_alpha=False)[0]
 
-    def step_alpha(self, label: torch.Tensor, previous: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`step`, and the whole frame's alpha (B, 1, H, W), 0 outside the window (None without a background)."""
+    def step_alpha(self, label: torch.Tensor, previous: torch.Tensor | None,
+                   with_alpha: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`step`, and the whole frame's alpha (B, 1, H, W), 0 outside the window (None without a
+        background, or when not `with_alpha`)."""
         windows = self.windows_for(label)
         if windows is None:
             return self._run(label, previous, self._plate(label))
@@ -243,6 +245,8 @@ class PersonGenerator(nn.Module):
         prev_c = None if previous is None else crop_windows(previous, windows)
         feather = window_feather(windows, tuple(label.shape[-2:]), label.device)
         out, alpha = self._run(crop_windows(label, windows), prev_c, crop_windows(bg_full, windows), feather)
+        if not with_alpha:
+            return paste_windows(bg_full, out, windows), None
         return paste_windows(bg_full, out, windows), paste_windows(torch.zeros_like(bg_full[:, :1]), alpha, windows)
 
     def forward_pair(self, label_prev: torch.Tensor, label: torch.Tensor,

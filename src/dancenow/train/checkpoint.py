@@ -3,6 +3,8 @@ optimizer states flattened into safetensors, the loop's position in state.json.
 
     RUN_DIR/checkpoints/latest/
         generator/  discriminator/  face_generator/  face_discriminator/
+        (with ema_decay: generator/ and face_generator/ hold the averages, the trained weights
+        are in generator_train/ and face_generator_train/)
         optimizers.safetensors   optimizers.json   state.json   (scalers.json: fp16 runs)
 
 A checkpoint is written into a temporary folder and swapped in by renames, so an

@@ -53,7 +53,7 @@ class TrainResult:
     val_ssim: float | None
     finished: bool
     seconds: float
-    weights_digest: str = ""  # sha256 of the generator's weights on this rank (ranks must agree)
+    weights_digest: str = ""  # sha256 of the trained generator's weights on this rank (ranks must agree; not the average)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
