@@ -287,9 +287,7 @@ def _update(out: Path, m: dict, cfg: PrepareConfig, progress: bool, name: str) -
     if m.get("plate") != PLATE_METHOD:
         _write_plate(out, PoseSequence.load(out / "poses.npz"), cfg)
         done.append(f"background plate remade ({PLATE_METHOD})")
-    missing = not all((out / "mattes" / f"{j:06d}.png").is_file() for j in range(int(m["n_frames"])))
-    if m.get("matte") != MATTE_METHOD or missing:
-        _write_mattes(out, int(m["n_frames"]), progress, fresh=m.get("matte") != MATTE_METHOD)
+    if _write_mattes(out, int(m["n_frames"]), progress, fresh=m.get("matte") != MATTE_METHOD):
         done.append(f"mattes made ({MATTE_METHOD})")
     if done:
         write_json(out / "manifest.json", {**m, "plate": PLATE_METHOD, "matte": MATTE_METHOD})
@@ -297,22 +295,24 @@ def _update(out: Path, m: dict, cfg: PrepareConfig, progress: bool, name: str) -
         print(f"{out}: already prepared from {name}; " + ("; ".join(done) if done else "nothing to do"))
 
 
-def _write_mattes(out: Path, n: int, progress: bool, fresh: bool = False) -> None:
-    """mattes/NNNNNN.png for the n prepared frames. The segmenter tracks the clip, so it sees
-    every frame in order; a re-run writes the missing ones (all of them when `fresh`)."""
+def _write_mattes(out: Path, n: int, progress: bool, fresh: bool = False) -> bool:
+    """mattes/NNNNNN.png for the n prepared frames; False when all were there already. The
+    segmenter tracks the clip, so it sees every frame in order; a re-run writes the missing
+    ones (all of them when `fresh`)."""
     d = out / "mattes"
     if fresh and d.is_dir():
         for f in d.glob("*.png"):
             f.unlink()
     d.mkdir(exist_ok=True)
     if all((d / f"{j:06d}.png").is_file() for j in range(n)):
-        return
+        return False
     with PersonSegmenter() as seg:
         for j in tqdm(range(n), desc="mattes", unit="frame", disable=not progress):
             path = d / f"{j:06d}.png"
             matte = seg.matte(read_image(out / "frames" / f"{j:06d}.png"))
             if not path.is_file():
                 write_mask(path, matte)
+    return True
 
 
 def _write_plate(out: Path, poses: PoseSequence, cfg: PrepareConfig) -> None:

@@ -762,15 +762,20 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
         raise ValueError(f"{p}: a mask is written as .png, got {p.suffix!r}")
     if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.ndim != 2:
         raise ValueError(f"{p}: mask must be an HxW uint8 array")
+    return _write_encoded(p, mask, [], "mask")
+
+
+def _write_encoded(p: Path, pixels: np.ndarray, params: list[int], what: str) -> Path:
+    """Encode `pixels` (as OpenCV wants them) by `p`'s extension and write them atomically."""
     _check_output_path(p)
-    ok, buf = cv2.imencode(".png", mask)
+    ok, buf = cv2.imencode(p.suffix.lower(), pixels, params)
     if not ok:
-        raise ValueError(f"{p}: OpenCV could not encode the mask")
+        raise ValueError(f"{p}: OpenCV could not encode the {what}")
     try:
         with atomic_path(p) as tmp:
             tmp.write_bytes(buf.tobytes())
     except OSError as e:
-        raise InputError(p, f"cannot write mask ({e.strerror or e})") from None
+        raise InputError(p, f"cannot write {what} ({e.strerror or e})") from None
     return p
 
 
@@ -792,14 +797,5 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     if ext not in _IMAGE_EXTS:
         raise ValueError(f"{p}: image extension must be one of {sorted(_IMAGE_EXTS)}, got {ext!r}")
     image = _as_rgb_uint8(image, f"{p}: image")
-    _check_output_path(p)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise ValueError(f"{p}: OpenCV could not encode the image")
-    try:
-        with atomic_path(p) as tmp:
-            tmp.write_bytes(buf.tobytes())
-    except OSError as e:
-        raise InputError(p, f"cannot write image ({e.strerror or e})") from None
-    return p
+    return _write_encoded(p, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params, "image")
