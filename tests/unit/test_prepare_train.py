@@ -220,3 +220,30 @@ def test_an_interrupted_re_prepare_leaves_no_manifest(tiny_clip, tiny_data, tmp_
     assert not (data / "manifest.json").exists()
     with pytest.raises(InputError, match="prepare"):
         PreparedData.load(data)
+
+
+def test_prepare_refines_jittery_poses_along_the_flow(tmp_path):
+    """Poses with detector-like jitter (1 px) on the synthetic dancer come out of prepare closer
+    to the exact ones than without the flow refinement (`PrepareConfig.flow_weight`)."""
+    from dancenow.data.prepare import transform_keypoints
+    from dancenow.synthetic import make_clip, write_clip
+
+    clip = make_clip(2, 5, 3.0, 24.0, 160, varied=True)
+    video = write_clip(clip, tmp_path / "dancer.mp4")
+    truth = clip.poses
+    rng = np.random.default_rng(0)
+    noisy_kp = truth.keypoints.copy()
+    seen = noisy_kp[:, :, 2] > 0
+    noisy_kp[:, :, :2] += np.where(seen[:, :, None], rng.normal(0, 1.0, noisy_kp[:, :, :2].shape), 0)
+    noisy = truth.with_keypoints(noisy_kp.astype(np.float32))
+    errors = {}
+    for weight in (1.0, PrepareConfig().flow_weight):
+        out = prepare(video, tmp_path / f"data{weight}", PrepareConfig(width=160, height=160, flow_weight=weight),
+                      poses=noisy, progress=False)
+        data = PreparedData.load(out)
+        exact = transform_keypoints(truth.keypoints, tuple(data.manifest["crop_box"]), 160, 160)
+        kp = data.poses.keypoints
+        both = (kp[:, :25, 2] > 0.1) & (exact[:, :25, 2] > 0.1)
+        errors[weight] = float(np.linalg.norm(kp[:, :25, :2] - exact[:, :25, :2], axis=2)[both].mean())
+    assert data.poses.meta["flow_weight"] == PrepareConfig().flow_weight
+    assert errors[PrepareConfig().flow_weight] < 0.9 * errors[1.0], errors  # measured 1.38 -> 1.16 px

@@ -3,7 +3,8 @@
 Layout of DATA_DIR:
     manifest.json       written last: its presence means the folder is complete
     target_stats.json   normalization statistics of the target (ankle range, heights)
-    poses.npz           smoothed keypoints in output pixels (PoseSequence)
+    poses.npz           keypoints in output pixels (PoseSequence): gaps filled, a 3-frame
+                        median, refined along the frames' optical flow
     poses_raw.npz       detector output in original video pixels (reused on re-runs)
     background.png      static background plate (median of frames with the person masked out)
     face_boxes.npy      (T, 4) int32 x0, y0, x1, y1 in output pixels; all -1 where no face
@@ -39,6 +40,7 @@ from dancenow.atomic import atomic_path, write_json
 from dancenow.errors import InputError
 from dancenow.pose.normalize import NormStats, compute_stats
 from dancenow.pose.pipeline import TARGET_STATS_FILE
+from dancenow.pose.flow import refine_with_flow
 from dancenow.pose.geometry import face_boxes, person_boxes, person_present, resample_indices
 from dancenow.pose.render import render_person_mask
 from dancenow.pose.schema import BODY, FACE, PoseSequence
@@ -75,6 +77,12 @@ class PrepareConfig:
     # At 1000 equal steps: held-out body SSIM 0.767 -> 0.778, flicker ratio 1.83 both (without
     # the median too: 0.785 but flicker 1.95). Sources are still smoothed in transfer.
     smoothing: SmoothingConfig = field(default_factory=lambda: SmoothingConfig(sigma_s=0.0))
+    # Then each detection is averaged with its neighbours' carried along the video's optical flow
+    # (`pose.flow`; the weight of its own detection, 1: off): the jitter falls without the lag. At
+    # 1000 equal steps on the real target, weights 1 / 0.7 / 0.5 / 0.3: held-out body SSIM 0.777 /
+    # 0.779 / 0.785 / 0.783, face SSIM 0.607 / 0.613 / 0.617 / 0.641, flicker ratio 1.89 / 1.71 /
+    # 1.59 / 1.38.
+    flow_weight: float = 0.3
 
     def __post_init__(self) -> None:
         if (self.width is None) != (self.height is None):
@@ -83,6 +91,8 @@ class PrepareConfig:
             v = getattr(self, name)
             if v is not None and (v < self.multiple or v % self.multiple):
                 raise ValueError(f"PrepareConfig: {name} {v} must be a positive multiple of {self.multiple}")
+        if not 0.0 < self.flow_weight <= 1.0:
+            raise ValueError(f"PrepareConfig: flow_weight {self.flow_weight} must be in (0, 1]")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -270,6 +280,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     fboxes, side = face_boxes(kp, out_w, out_h, cfg.conf_threshold)
     hr = face_hr_size(side, box, out_w, cfg.face_size)
     _write_frames(video, out, digest, keep, box, (out_w, out_h), (fboxes, hr), progress)
+    poses = _refine(out, poses, cfg, progress)
     _write_plate(out, poses, cfg)
     _write_mattes(out, len(keep), progress, fresh=old_matte not in (None, MATTE_METHOD))
     with atomic_path(out / "face_boxes.npy") as tmp:
@@ -279,6 +290,22 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     write_json(out / TARGET_STATS_FILE, stats.to_dict())
     write_json(manifest_path, _manifest(video, meta, digest, cfg, poses, box, (side, hr), detected, len(raw), stats))
     return out
+
+
+def _refine(out: Path, poses: PoseSequence, cfg: PrepareConfig, progress: bool) -> PoseSequence:
+    """The poses refined along the prepared frames' optical flow (`pose.flow`). The face boxes
+    stay those of the unrefined poses: the face crops were cut with them."""
+    if cfg.flow_weight >= 1.0 or len(poses) < 2:
+        return poses
+    bar = tqdm(total=2 * len(poses) + 1, desc="pose flow", unit="frame", disable=not progress)
+
+    def frame(j: int) -> np.ndarray:
+        bar.update()
+        return read_image(out / "frames" / f"{j:06d}.png")
+
+    kp = refine_with_flow(poses.keypoints, frame, cfg.flow_weight, cfg.smoothing.min_confidence)
+    bar.close()
+    return poses.with_keypoints(kp, meta={**poses.meta, "flow_weight": cfg.flow_weight})
 
 
 def _update(out: Path, m: dict, cfg: PrepareConfig, progress: bool, name: str) -> None:
