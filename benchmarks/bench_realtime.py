@@ -10,7 +10,9 @@ load that comes and goes on a shared machine hits every case alike).
    old architecture, see `_before_model`), eager fp32 (today), eager bf16 autocast, ONNX Runtime
    fp32, OpenVINO fp32 and bf16; frames/s, x before, x eager, and the largest pixel difference to eager fp32 over the
    whole temporal chain. `--run` adds the differences on a trained run (they depend on weights).
-2. pose detection at 512 px: the offline mode (every part every frame) vs tracking mode.
+2. pose detection at 512 px: the offline mode (every part every frame) vs tracking mode, each
+   frame by frame and streamed (`HolisticDetector.detect_stream`: the next frame's body model runs
+   while this frame's face and hands do; the same keypoints).
 3. end-to-end, frame by frame (detect + normalize + render + generate; encoding separate):
    today's (offline detector, eager fp32) vs live's engine (tracking, the auto backend), on
    `--run` when given (its weights decide whether bf16 is within tolerance), else untrained.
@@ -81,12 +83,16 @@ def normalize_poses_array(keypoints: np.ndarray, model) -> np.ndarray:
 
 def interleaved(cases: dict, items: list, rounds: int, fn) -> dict[str, float]:
     """Frames/s of each case, the items split into `rounds` chunks, every case running each chunk in turn."""
+    return interleaved_chunks(cases, items, rounds, lambda k, obj, idx: [fn(k, obj, i) for i in idx])
+
+
+def interleaved_chunks(cases: dict, items: list, rounds: int, fn) -> dict[str, float]:
+    """`interleaved`, fn(case, obj, indices) doing a whole chunk (for streamed cases)."""
     spent = {k: 0.0 for k in cases}
     for chunk in np.array_split(np.arange(len(items)), rounds):
         for k, obj in cases.items():
             t = time.perf_counter()
-            for i in chunk:
-                fn(k, obj, int(i))
+            fn(k, obj, [int(i) for i in chunk])
             spent[k] += time.perf_counter() - t
     return {k: len(items) / v for k, v in spent.items()}
 
@@ -152,13 +158,20 @@ def detect_all(cfg: DetectorConfig, frames: list[np.ndarray]) -> np.ndarray:
 
 def bench_detection(frames: list[np.ndarray], rounds: int) -> np.ndarray:
     cases = {"offline (every part)": HolisticDetector(DetectorConfig()),
-             "tracking (live)": HolisticDetector(DetectorConfig.tracking())}
+             "offline, streamed": HolisticDetector(DetectorConfig()),
+             "tracking (live)": HolisticDetector(DetectorConfig.tracking()),
+             "tracking, streamed": HolisticDetector(DetectorConfig.tracking())}
     kps = {k: [None] * len(frames) for k in cases}
 
-    def step(k, det, i):
-        kps[k][i] = det.detect(frames[i])
+    def chunk(k, det, idx):
+        if "streamed" in k:  # the next frame's body model runs while this one's face and hands do
+            for i, kp in zip(idx, det.detect_stream(frames[i] for i in idx)):
+                kps[k][i] = kp
+        else:
+            for i in idx:
+                kps[k][i] = det.detect(frames[i])
 
-    fps = interleaved(cases, frames, rounds, step)
+    fps = interleaved_chunks(cases, frames, rounds, chunk)
     h, w = frames[0].shape[:2]
     print(f"\n[pose detection, {w}x{h} frames, {len(frames)} frames]")
     base = fps["offline (every part)"]
@@ -167,6 +180,9 @@ def bench_detection(frames: list[np.ndarray], rounds: int) -> np.ndarray:
         print(f"  {k:22s} {fps[k]:7.1f} frames/s  x{fps[k] / base:5.2f}  face {r['face']:.0%}, "
               f"hands {r['left_hand']:.0%}/{r['right_hand']:.0%}")
         det.close()
+    for serial, streamed in (("offline (every part)", "offline, streamed"), ("tracking (live)", "tracking, streamed")):
+        same = all(np.array_equal(a, b) for a, b in zip(kps[serial], kps[streamed]))
+        print(f"  {streamed}: the same keypoints as frame by frame: {same}")
     return np.stack(kps["offline (every part)"])
 
 

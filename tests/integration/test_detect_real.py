@@ -162,6 +162,23 @@ def test_threads_do_not_change_results(shared_data):
     assert np.array_equal(out[0], out[1])
 
 
+@pytest.mark.parametrize("cfg", [DetectorConfig(), DetectorConfig.tracking()], ids=["offline", "tracking"])
+def test_stream_gives_the_same_keypoints_as_frame_by_frame(shared_data, cfg):
+    """detect_stream overlaps the next frame's body model with this frame's face and hands:
+    the same keypoints, the same counts, frame for frame (a frame without anybody included)."""
+    frames = [f.image for f in read_frames(shared_data / "keypoints" / "squats_720x1280_5fps.mp4", end=10)]
+    frames.insert(4, np.full_like(frames[0], 255))
+    with HolisticDetector(cfg) as det:
+        serial = np.stack([det.detect(f) for f in frames])
+        serial_stats = (det.stats.missed_frames, det.stats.face_frames, det.stats.right_hand_frames)
+    with HolisticDetector(cfg) as det:
+        streamed = np.stack(list(det.detect_stream(iter(frames))))
+        stats = (det.stats.missed_frames, det.stats.face_frames, det.stats.right_hand_frames)
+    assert (serial[:, FACE, 2] > 0).any() and (serial[:, RIGHT_HAND, 2] > 0).any()
+    assert serial_stats[0] == [4]
+    assert np.array_equal(serial, streamed) and serial_stats == stats
+
+
 def test_video_without_anybody_is_all_missed(tmp_path):
     rng = np.random.default_rng(0)
     frames = [np.full((128, 160, 3), 255, np.uint8) for _ in range(4)]

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -375,21 +376,49 @@ class HolisticDetector:
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """image: HxWx3 uint8 RGB -> (137, 3) float32 in pixels of `image`."""
+        return self._finish(*self._body_step(image))
+
+    def detect_stream(self, images: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """`detect` of each image, in order, with the same results: the body model of the next
+        image runs while this image's face and hands do (MediaPipe releases the GIL), so a
+        video's frames go through faster. Each result comes when the next image has been read."""
+        pool = ThreadPoolExecutor(1, "dancenow-parts")
+        pending = None
+        try:
+            for image in images:
+                body = self._body_step(image)
+                if pending is not None:
+                    yield pending.result()
+                pending = pool.submit(self._finish, *body)
+            if pending is not None:
+                yield pending.result()
+        finally:
+            pool.shutdown(wait=True)
+
+    def _body_step(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int, float]:
+        """The body model on one frame (frames in order): (image, landmarks or None, frame index,
+        seconds spent)."""
         t0 = time.perf_counter()
         image = np.ascontiguousarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
-        h, w = image.shape[:2]
-        st = self.stats
-        st.frames += 1
+        i = self.stats.frames
+        self.stats.frames += 1
         pose = _landmarks(self._pose.process(_shrink(image, self.config.max_side)).pose_landmarks)
+        return image, pose, i, time.perf_counter() - t0
+
+    def _finish(self, image: np.ndarray, pose: np.ndarray | None, i: int, seconds: float) -> np.ndarray:
+        """Face and hands of frame i (frames in order) and the schema's keypoints."""
+        t0 = time.perf_counter()
+        st = self.stats
         if pose is None:
-            st.missed_frames.append(st.frames - 1)
+            st.missed_frames.append(i)
             self._face_track = None
-            st.seconds += time.perf_counter() - t0
+            st.seconds += seconds + time.perf_counter() - t0
             return np.zeros((N_KEYPOINTS, 3), np.float32)
+        h, w = image.shape[:2]
         pose_px = pose[:, :2] * (w, h)
-        parts = self._parts(image, pose, pose_px)
+        parts = self._parts(image, pose, pose_px, i)
         norm = [None if r is None else r[0] / (w, h) for r in parts]
         scores = [0.0 if r is None else r[1] for r in parts]
         kp = mediapipe_to_schema(pose, *norm, w, h, face_score=scores[0], lhand_score=scores[1],
@@ -397,13 +426,13 @@ class HolisticDetector:
         st.face_frames += bool((kp[FACE, 2] > 0).any())
         st.left_hand_frames += bool((kp[LEFT_HAND, 2] > 0).any())
         st.right_hand_frames += bool((kp[RIGHT_HAND, 2] > 0).any())
-        st.seconds += time.perf_counter() - t0
+        st.seconds += seconds + time.perf_counter() - t0
         return kp
 
-    def _parts(self, image: np.ndarray, pose: np.ndarray, pose_px: np.ndarray) -> list:
-        """[face, left hand, right hand]: each (points px, score) or None; detected when due, else
-        last time's points moved with the body (see `DetectorConfig.part_stride`)."""
-        stride, i = self.config.part_stride, self.stats.frames - 1
+    def _parts(self, image: np.ndarray, pose: np.ndarray, pose_px: np.ndarray, i: int) -> list:
+        """[face, left hand, right hand] of frame i: each (points px, score) or None; detected when
+        due, else last time's points moved with the body (see `DetectorConfig.part_stride`)."""
+        stride = self.config.part_stride
         jobs = [("face", self._detect_face, (image, pose, pose_px)),
                 ("left", self._detect_hand, (image, pose, pose_px, "left")),
                 ("right", self._detect_hand, (image, pose, pose_px, "right"))]
@@ -526,11 +555,19 @@ def detect_frames(
 
     kps: list[np.ndarray] = []
     times: list[float] = []
-    try:
+    seen: deque[tuple[float, tuple[int, ...]]] = deque()  # (time, shape) of images given, not yet answered
+
+    def images() -> Iterator[np.ndarray]:
         for t, img in tqdm(_frames_with_times(frames, fps), total=total, disable=not progress, unit="frame",
                            desc="detecting poses"):
-            kp = det.detect(img)
-            ih, iw = img.shape[:2]
+            seen.append((t, img.shape))
+            yield img
+
+    stream = getattr(det, "detect_stream", None) or (lambda imgs: map(det.detect, imgs))
+    try:
+        for kp in stream(images()):
+            t, shape = seen.popleft()
+            ih, iw = shape[:2]
             if (iw, ih) != (width, height):
                 kp = kp.copy()
                 kp[:, 0] *= width / iw
