@@ -73,7 +73,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_config(size_text: str, fps: float | None, face_size: int = 128):
+def _prepare_config(size_text: str, fps: float | None, face_size: int = 128, flow_weight: float | None = None):
     from dancenow.data.prepare import PrepareConfig
 
     try:
@@ -82,16 +82,18 @@ def _prepare_config(size_text: str, fps: float | None, face_size: int = 128):
         raise DancenowError(str(exc)) from None
     fixed = {"width": w, "height": h} if "x" in size_text.lower() else {"size": w}
     try:
+        if flow_weight is not None:
+            fixed["flow_weight"] = flow_weight
         return PrepareConfig(fps=fps, face_size=face_size, **fixed)
     except ValueError as exc:
-        raise DancenowError(f"--size {size_text}: {exc}") from None
+        raise DancenowError(f"prepare options (--size {size_text}): {exc}") from None
 
 
 def cmd_prepare(a: argparse.Namespace) -> int:
     from dancenow.data.prepare import prepare
     from dancenow.pose.pipeline import load_poses_for
 
-    cfg = _prepare_config(a.size_text, a.fps, a.face_size)
+    cfg = _prepare_config(a.size_text, a.fps, a.face_size, a.flow_weight)
     poses = load_poses_for(a.video, a.poses) if a.poses else None
     out = prepare(a.video, a.output, cfg, poses=poses, progress=not a.quiet)
     print(f"{out}: prepared")
@@ -307,6 +309,9 @@ def _prepare_train_args(add: Callable[..., argparse.ArgumentParser]) -> None:
                     help="largest side of the faces cut at full resolution from the video for the face GAN "
                          "(default 128; 0: none)")
     sp.add_argument("--poses", help="use these keypoints (.npz or an OpenPose JSON folder) instead of detecting")
+    sp.add_argument("--flow-weight", type=float, default=None, metavar="W",
+                    help="refine the poses along the video's optical flow, W the weight of each frame's own "
+                         "detection (default 0.3; 1: keep the poses as detected or given)")
     sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("train", cmd_train, "train the target's personal generator on a prepared data folder")

@@ -303,8 +303,10 @@ def _refine(out: Path, poses: PoseSequence, cfg: PrepareConfig, progress: bool) 
         bar.update()
         return read_image(out / "frames" / f"{j:06d}.png")
 
-    kp = refine_with_flow(poses.keypoints, frame, cfg.flow_weight, cfg.smoothing.min_confidence)
-    bar.close()
+    try:
+        kp = refine_with_flow(poses.keypoints, frame, cfg.flow_weight, cfg.smoothing.min_confidence)
+    finally:
+        bar.close()
     return poses.with_keypoints(kp, meta={**poses.meta, "flow_weight": cfg.flow_weight})
 
 

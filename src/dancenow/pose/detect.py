@@ -298,7 +298,7 @@ class DetectionStats:
     face_frames: int = 0
     left_hand_frames: int = 0
     right_hand_frames: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # time spent detecting, summed per frame (streamed frames overlap)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -381,7 +381,9 @@ class HolisticDetector:
     def detect_stream(self, images: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """`detect` of each image, in order, with the same results: the body model of the next
         image runs while this image's face and hands do (MediaPipe releases the GIL), so a
-        video's frames go through faster. Each result comes when the next image has been read."""
+        video's frames go through faster. Each result comes when the next image has been read;
+        each image is kept until then (do not reuse its buffer). A stream left early has run the
+        body model one image further than it answered: use a fresh detector for other frames."""
         pool = ThreadPoolExecutor(1, "dancenow-parts")
         pending = None
         try:
@@ -391,7 +393,8 @@ class HolisticDetector:
                     yield pending.result()
                 pending = pool.submit(self._finish, *body)
             if pending is not None:
-                yield pending.result()
+                result, pending = pending.result(), None
+                yield result
         finally:
             pool.shutdown(wait=True)
 
