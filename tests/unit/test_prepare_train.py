@@ -247,3 +247,22 @@ def test_prepare_refines_jittery_poses_along_the_flow(tmp_path):
         errors[weight] = float(np.linalg.norm(kp[:, :25, :2] - exact[:, :25, :2], axis=2)[both].mean())
     assert data.poses.meta["flow_weight"] == PrepareConfig().flow_weight
     assert errors[PrepareConfig().flow_weight] < 0.9 * errors[1.0], errors  # measured 1.38 -> 1.16 px
+
+
+def test_prepare_cli_flow_weight(tiny_clip, tmp_path, capsys):
+    """`prepare --flow-weight 1` keeps the given poses exactly; a weight outside (0, 1] is one
+    clear error and a non-zero exit, with nothing written."""
+    from dancenow.cli import main
+
+    video, poses = tiny_clip
+    given = poses.save(tmp_path / "given.npz")
+    out = tmp_path / "d1"
+    assert main(["prepare", str(video), "-o", str(out), "--size", f"{TINY_SIZE}x{TINY_SIZE}", "--poses", str(given),
+                 "--flow-weight", "1", "-q"]) == 0
+    kept = PreparedData.load(out).poses
+    assert "flow_weight" not in kept.meta
+    assert main(["prepare", str(video), "-o", str(tmp_path / "d2"), "--size", "64", "--flow-weight", "1.5",
+                 "-q"]) != 0
+    err = capsys.readouterr().err
+    assert "flow_weight 1.5 must be in (0, 1]" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d2").exists()
