@@ -297,7 +297,7 @@ def _refine(out: Path, poses: PoseSequence, cfg: PrepareConfig, progress: bool) 
     stay those of the unrefined poses: the face crops were cut with them."""
     if cfg.flow_weight >= 1.0 or len(poses) < 2:
         return poses
-    bar = tqdm(total=2 * len(poses) + 1, desc="pose flow", unit="frame", disable=not progress)
+    bar = tqdm(total=2 * len(poses), desc="pose flow", unit="frame", disable=not progress)
 
     def frame(j: int) -> np.ndarray:
         bar.update()

@@ -393,8 +393,7 @@ class HolisticDetector:
                     yield pending.result()
                 pending = pool.submit(self._finish, *body)
             if pending is not None:
-                result, pending = pending.result(), None
-                yield result
+                yield pending.result()
         finally:
             pool.shutdown(wait=True)
 

@@ -47,18 +47,21 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 def _recursion(det: np.ndarray, valid: np.ndarray, order: range, frame: Callable[[int], np.ndarray],
                weight: float, max_jump: float) -> np.ndarray:
-    """One direction of the filter over frames in `order`: (T, K, 2) estimates."""
+    """One direction of the filter over frames in `order`: (T, K, 2) estimates. max_jump: a
+    fraction of the frames' long side."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     est = det.copy()
-    prev_t, prev_grey = None, None
+    prev_t, prev_grey, jump = None, None, 0.0
     for t in order:
         grey = _grey(frame(t))
-        if prev_t is not None:
+        if prev_t is None:
+            jump = max_jump * max(grey.shape)  # in pixels
+        else:
             carry = valid[prev_t] & valid[t]
             if carry.any():
                 flow = dis.calc(prev_grey, grey, None)  # prev_t -> t
                 pred = est[prev_t, carry] + flow_at(flow, est[prev_t, carry])
-                close = np.linalg.norm(pred - det[t, carry], axis=1) <= max_jump
+                close = np.linalg.norm(pred - det[t, carry], axis=1) <= jump
                 idx = np.flatnonzero(carry)[close]
                 est[t, idx] = weight * det[t, idx] + (1.0 - weight) * pred[close]
         prev_t, prev_grey = t, grey
@@ -78,8 +81,7 @@ def refine_with_flow(keypoints: np.ndarray, frame: Callable[[int], np.ndarray], 
         return kp
     valid = kp[:, :, 2] > min_confidence
     det = kp[:, :, :2].astype(np.float64)
-    jump = max_jump * max(_grey(frame(0)).shape)
-    fwd = _recursion(det, valid, range(n), frame, weight, jump)
-    bwd = _recursion(det, valid, range(n - 1, -1, -1), frame, weight, jump)
+    fwd = _recursion(det, valid, range(n), frame, weight, max_jump)
+    bwd = _recursion(det, valid, range(n - 1, -1, -1), frame, weight, max_jump)
     kp[:, :, :2] = np.where(valid[:, :, None], (fwd + bwd) / 2.0, det).astype(np.float32)
     return kp
