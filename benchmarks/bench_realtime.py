@@ -16,8 +16,9 @@ load that comes and goes on a shared machine hits every case alike).
 3. end-to-end, frame by frame (detect + normalize + render + generate; encoding separate):
    today's (offline detector, eager fp32) vs live's engine (tracking, the auto backend), on
    `--run` when given (its weights decide whether bf16 is within tolerance), else untrained.
-4. live mode: the source played at its frame rate into `drive` (drops instead of queueing):
-   frames/s shown and latency from a frame's capture to its generated frame.
+4. live mode: the source's frames (forwards, backwards, forwards) played as a 30 frames/s camera
+   into `drive` (drops instead of queueing), one stage after the other and pipelined (pose ||
+   generation), in rounds: frames/s shown and latency from a frame's capture to its generated frame.
 5. memory: peak RSS of `transfer` on a source and on one 10x longer (separate processes).
 """
 
@@ -227,14 +228,19 @@ def bench_end_to_end(run: Path, frames: list[np.ndarray], kp_all: np.ndarray, fp
     live.detector.close()
     cases["today (offline, eager)"].det.close()
 
-    live2 = LiveEngine(model, LiveConfig(calibration_s=1.0, backend=live.generator.choice.backend,
-                                         precision=live.generator.choice.precision))
-    stats = drive(live2, ((f, i / fps_src) for i, f in enumerate(frames)), lambda f: None, realtime=True)
-    print(f"\n[live mode, source played at {fps_src:g} frames/s] {stats.frames_shown} of {stats.frames_read} "
-          f"frames shown ({stats.frames_dropped} dropped), {stats.fps:.1f} frames/s, latency median "
-          f"{1000 * stats.latency_median_s:.0f} ms, p95 {1000 * stats.latency_p95_s:.0f} ms, lag at most "
-          f"{stats.max_lag_frames} frame(s)")
-    live2.close()
+    camera_fps = 30.0  # the clip's frames played as a 30 frames/s camera: more than the engine makes
+    played = frames + frames[::-1] + frames  # 3x as long, no jump at the joins
+    for rnd in range(rounds):
+        for pipelined in (False, True):
+            live2 = LiveEngine(model, LiveConfig(calibration_s=0.5, backend=live.generator.choice.backend,
+                                                 precision=live.generator.choice.precision, pipelined=pipelined))
+            stats = drive(live2, ((f, i / camera_fps) for i, f in enumerate(played)), lambda f: None, realtime=True)
+            how = "pose || generation (default)" if pipelined else "one stage after the other (--one-stage)"
+            print(f"\n[live mode round {rnd}, {how}, {len(played)} frames played at {camera_fps:g} frames/s] "
+                  f"{stats.frames_shown} shown ({stats.frames_dropped} dropped), {stats.fps:.1f} frames/s, latency "
+                  f"median {1000 * stats.latency_median_s:.0f} ms, p95 {1000 * stats.latency_p95_s:.0f} ms, lag "
+                  f"at most {stats.max_lag_frames} frame(s)")
+            live2.close()
 
 
 _MEM = """

@@ -163,7 +163,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 def cmd_live(a: argparse.Namespace) -> int:
     from dancenow.transfer.live import LiveConfig, run_live
 
-    cfg = LiveConfig(calibration_s=a.calibration, backend=a.backend)
+    cfg = LiveConfig(calibration_s=a.calibration, backend=a.backend, pipelined=not a.one_stage)
     r = run_live(a.model, a.camera if a.input is None else a.input, cfg, window=a.window, serve=a.serve,
                  port=a.port, output=a.output, max_seconds=a.seconds)
     print(r.describe())
@@ -381,6 +381,9 @@ def _transfer_args(add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--calibration", type=float, default=4.0,
                     help="seconds of calibration: stand where you will dance, step forward and back (default 4)")
     sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"])
+    sp.add_argument("--one-stage", action="store_true",
+                    help="pose and generation one after the other on one thread: less latency, fewer "
+                         "frames/s (default: the two overlap on two threads)")
 
 
 def _eval_args(add: Callable[..., argparse.ArgumentParser]) -> None:

@@ -36,16 +36,21 @@ class ExactPoses:
 
 
 class HeldEngine:
-    """A LiveEngine whose first frame waits until `release` is set (`entered`: it took that frame)."""
+    """A LiveEngine whose pose stage waits on its first frame until `release` is set (`entered`:
+    it took that frame)."""
 
     def __init__(self, engine: LiveEngine):
         self.engine, self.entered, self.release, self.taken = engine, threading.Event(), threading.Event(), []
+        self.cfg = engine.cfg
 
-    def process(self, image, t):
+    def pose(self, image, t):
         self.taken.append(t)
         self.entered.set()
         self.release.wait(timeout=30)
-        return self.engine.process(image, t)
+        return self.engine.pose(image, t)
+
+    def generate(self, pose):
+        return self.engine.generate(pose)
 
     def close(self):
         self.engine.close()

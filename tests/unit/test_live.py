@@ -74,39 +74,103 @@ def test_engine_restarts_the_chain_when_the_person_comes_back(tiny_run):
     assert all(f.image.shape == (64, 64, 3) for f in frames)
 
 
-class SlowEngine:
-    """Wraps a LiveEngine so that each frame takes `seconds` (a camera faster than generation)."""
+def test_chain_restarts_on_reentry_even_when_its_first_poses_were_dropped(tiny_run):
+    model = load_trained(tiny_run)
+    kp = make_tiny_poses(40).keypoints.copy()
+    kp[22:27] = 0
+    engine = LiveEngine(model, LiveConfig(calibration_s=1.0), detector=ExactPoses(kp), generator=Generator(model))
+    poses = [engine.pose(np.zeros((64, 64, 3), np.uint8), t / 10.0) for t in range(40)]
+    assert [p.entry for p in poses[20:30]] == [1, 1] + [1] * 5 + [2, 2, 2]
+    # generation sees every other pose of the first entry and none of the exit nor the re-entry's first two
+    shown = [engine.generate(p) for t, p in enumerate(poses) if (t < 22 and t % 2 == 0) or t >= 29]
+    starts = [f.timestamp for f in shown if f.chain_start]
+    assert starts == [poses[next(t for t, p in enumerate(poses) if p.state == "dancing" and t % 2 == 0)].timestamp,
+                      poses[29].timestamp]
 
-    def __init__(self, engine: LiveEngine, seconds: float):
-        self.engine, self.seconds, self.generator = engine, seconds, engine.generator
-        self.active, self.max_active = 0, 0
+
+class SlowEngine:
+    """Wraps a LiveEngine so that each stage takes `pose_s` / `generate_s` seconds, and records
+    how many calls of each stage were running at once."""
+
+    def __init__(self, engine: LiveEngine, generate_s: float, pose_s: float = 0.0):
+        self.engine, self.generator = engine, engine.generator
+        self.pose_s, self.generate_s = pose_s, generate_s
+        self.active = {"pose": 0, "generate": 0}
+        self.max_active = {"pose": 0, "generate": 0}
+        self.overlapped = False  # a pose call and a generate call were running at the same time
+        self.poses = 0
         self.lock = threading.Lock()
 
-    def process(self, image, t):
+    def _run(self, stage: str, seconds: float, fn, *args):
         with self.lock:
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        time.sleep(self.seconds)
-        out = self.engine.process(image, t)
+            self.active[stage] += 1
+            self.max_active[stage] = max(self.max_active[stage], self.active[stage])
+            self.overlapped |= self.active["pose"] > 0 and self.active["generate"] > 0
+        time.sleep(seconds)
+        out = fn(*args)
         with self.lock:
-            self.active -= 1
+            self.active[stage] -= 1
         return out
 
+    def pose(self, image, t):
+        self.poses += 1
+        return self._run("pose", self.pose_s, self.engine.pose, image, t)
 
-def test_live_from_a_file_at_its_frame_rate_drops_frames_instead_of_queueing(tiny_run, tiny_clip):
+    def generate(self, pose):
+        return self._run("generate", self.generate_s, self.engine.generate, pose)
+
+    def process(self, image, t):
+        return self.generate(self.pose(image, t))
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_live_from_a_file_at_its_frame_rate_drops_frames_instead_of_queueing(tiny_run, tiny_clip, pipelined):
     video, poses = tiny_clip  # 40 frames at 10 frames/s
     model = load_trained(tiny_run)
     engine = LiveEngine(model, LiveConfig(calibration_s=0.5), detector=ExactPoses(poses.keypoints),
                         generator=Generator(model))
     slow = SlowEngine(engine, 0.25)  # 2.5 frame intervals per frame
     shown = []
-    stats = drive(slow, ((f.image, f.time) for f in read_frames(video)), shown.append, realtime=True)
+    stats = drive(slow, ((f.image, f.time) for f in read_frames(video)), shown.append, realtime=True,
+                  pipelined=pipelined)
     assert stats.frames_read == 40 and stats.frames_shown == len(shown)
     assert stats.frames_dropped == 40 - stats.frames_shown and stats.frames_dropped >= 10
-    assert stats.max_held == 1 and slow.max_active == 1
-    assert stats.max_lag_frames <= 4  # the frame shown is never more than a few frames behind the reader
+    assert stats.max_held == 1 and slow.max_active == {"pose": 1, "generate": 1}
+    assert stats.max_lag_frames <= 5  # the frame shown is never more than a few frames behind the reader
     ts = [f.timestamp for f in shown]
     assert ts == sorted(ts)  # newest first, never out of order
+    assert slow.poses == stats.frames_shown  # no pose work on a frame that was then dropped
+
+
+def test_pipelined_live_overlaps_pose_and_generation(tiny_run, tiny_clip):
+    video, poses = tiny_clip
+    model = load_trained(tiny_run)
+    frames = [(f.image, f.time) for f in read_frames(video)]
+    runs = {}
+    for pipelined in (False, True):
+        engine = LiveEngine(model, LiveConfig(calibration_s=0.5), detector=ExactPoses(poses.keypoints),
+                            generator=Generator(model))
+        slow = SlowEngine(engine, 0.12, pose_s=0.12)
+        stats = drive(slow, frames, lambda f: None, realtime=True, pipelined=pipelined)
+        runs[pipelined] = slow
+        assert stats.frames_shown >= 1 and stats.frames_read == 40
+    assert runs[True].overlapped and not runs[False].overlapped
+
+
+class FailingPoses(ExactPoses):
+    def detect(self, image):
+        if self.i == 12:
+            raise RuntimeError("detector broke")
+        return super().detect(image)
+
+
+def test_an_error_in_the_pose_stage_ends_the_live_run_with_it(tiny_run, tiny_clip):
+    video, poses = tiny_clip
+    model = load_trained(tiny_run)
+    engine = LiveEngine(model, LiveConfig(calibration_s=0.5), detector=FailingPoses(poses.keypoints),
+                        generator=Generator(model))
+    with pytest.raises(RuntimeError, match="detector broke"):
+        drive(engine, ((f.image, f.time) for f in read_frames(video)), lambda f: None, realtime=True)
 
 
 def test_mailbox_keeps_only_the_newest():

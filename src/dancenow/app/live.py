@@ -2,11 +2,12 @@
 
 The page streams camera frames to the server (`App.live_frame` in `dancenow.app.web`). Each frame
 goes into the engine's one-slot mailbox (`dancenow.transfer.live.LatestFrame`) and the request
-returns at once with the newest generated frame; a worker thread takes the newest frame from the
-mailbox whenever the engine is free. A frame arriving while the engine works replaces the one
-waiting (counted as dropped), so nothing queues and the picture is at most one frame of work plus
-one frame interval behind the camera. The engine is built in the worker (the "auto" backend
-measures the backends first), so no request waits for it.
+returns at once with the newest generated frame; a worker thread runs the engine on the newest
+frames as `dancenow transfer.live.run_stages` does for `dancenow live` (the pose stage on one
+thread, generation on another, a one-slot mailbox between them). A frame arriving while a stage
+works replaces the one waiting (counted as dropped), so nothing queues and the picture is at most
+one frame of work per stage plus one frame interval behind the camera. The engine is built in the
+worker (the "auto" backend measures the backends first), so no request waits for it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from dancenow.transfer.live import LatestFrame, LiveEngine, LiveFrame
+from dancenow.transfer.live import LatestFrame, LiveEngine, LiveFrame, run_stages
 
 STATE_TEXT = {
     "calibrating": "**Calibrating**: stand where you will dance, step forward and back.",
@@ -37,7 +38,7 @@ class LiveStatus:
     frame: LiveFrame | None   # the newest generated frame (None before the first)
     generated: int            # frames the engine has generated
     received: int             # frames the page has sent
-    dropped: int              # frames replaced in the mailbox before the engine took them
+    dropped: int              # frames replaced in a mailbox before a stage took them
     fps: float                # generated frames per second, over the last ~2 s
     error: str | None = None
 
@@ -56,7 +57,7 @@ class LiveSession:
 
     def __init__(self, run_id: str, make_engine: Callable[[], LiveEngine]):
         self.run_id = run_id
-        self.box = LatestFrame()
+        self.box, self.poses = LatestFrame(), LatestFrame()  # camera frames -> pose stage -> generation
         self._lock = threading.Lock()
         self._latest: LiveFrame | None = None
         self._generated = 0
@@ -66,17 +67,13 @@ class LiveSession:
         self._thread.start()
 
     def submit(self, rgb: np.ndarray, timestamp: float) -> None:
-        self.box.put((rgb, timestamp))
+        self.box.put((None, rgb, timestamp))
 
     def _work(self, make_engine: Callable[[], LiveEngine]) -> None:
         engine = None
         try:
             engine = make_engine()
-            while (item := self.box.take()) is not None:
-                out = engine.process(*item)
-                with self._lock:
-                    self._latest, self._generated = out, self._generated + 1
-                    self._done.append(time.perf_counter())
+            run_stages(engine, self.box, self._emit, poses=self.poses)
         except Exception as exc:  # noqa: BLE001 - shown in the page, one line
             with self._lock:
                 self._error = f"live generation stopped: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -84,12 +81,18 @@ class LiveSession:
             if engine is not None:
                 engine.close()
 
+    def _emit(self, meta: None, out: LiveFrame) -> None:
+        with self._lock:
+            self._latest, self._generated = out, self._generated + 1
+            self._done.append(time.perf_counter())
+
     def status(self) -> LiveStatus:
         with self._lock:
             now = time.perf_counter()
             recent = [t for t in self._done if now - t <= 2.0]
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-            return LiveStatus(self._latest, self._generated, self.box.put_count, self.box.dropped, fps, self._error)
+            dropped = self.box.dropped + self.poses.dropped
+            return LiveStatus(self._latest, self._generated, self.box.put_count, dropped, fps, self._error)
 
     def close(self) -> None:
         self.box.close()

@@ -171,13 +171,13 @@ def openvino_runner(graph: bytes, precision: str = "fp32", threads: int | None =
     return run
 
 
-def make_runner(graph: bytes, backend: str, precision: str = "fp32") -> Runner:
+def make_runner(graph: bytes, backend: str, precision: str = "fp32", threads: int | None = None) -> Runner:
     if backend == "onnx":
         if precision != "fp32":
             raise DancenowError("the onnx backend runs fp32 only (ONNX Runtime has no bf16 CPU kernels)")
-        return onnx_runner(graph)
+        return onnx_runner(graph, threads)
     if backend == "openvino":
-        return openvino_runner(graph, precision)
+        return openvino_runner(graph, precision, threads)
     raise DancenowError(f"no graph runner for backend {backend!r}")
 
 
@@ -359,8 +359,9 @@ class BackendChoice:
 
 
 def build_generator_for(model: TrainedModel, backend: str, precision: str = "fp32",
-                        graphs: tuple[bytes, bytes | None] | None = None):
-    """A frame generator (`Generator` or `ArrayGenerator`) of one backend and precision."""
+                        graphs: tuple[bytes, bytes | None] | None = None, threads: int | None = None):
+    """A frame generator (`Generator` or `ArrayGenerator`) of one backend and precision. threads:
+    the graph runtimes' threads (None: torch's count; eager PyTorch always uses torch's count)."""
     if backend == "torch":
         return Generator(model, precision)
     if backend not in available_backends():
@@ -369,8 +370,8 @@ def build_generator_for(model: TrainedModel, backend: str, precision: str = "fp3
     if model.device.type != "cpu":
         raise DancenowError(f"backend {backend} runs on the CPU; the model is on {model.device}")
     body, face = graphs or (export_window_net(model), export_face_net(model))
-    return ArrayGenerator.for_model(model, make_runner(body, backend, precision),
-                          None if face is None else make_runner(face, backend, precision))
+    return ArrayGenerator.for_model(model, make_runner(body, backend, precision, threads),
+                                    None if face is None else make_runner(face, backend, precision, threads))
 
 
 def candidates(model: TrainedModel) -> list[tuple[str, str]]:
@@ -442,14 +443,15 @@ def max_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> int:
     return max(int(np.abs(x.astype(np.int16) - y.astype(np.int16)).max()) for x, y in zip(a, b))
 
 
-def choose_backend(model: TrainedModel, chain: Chain, tolerance: int = TOLERANCE) -> tuple[BackendChoice, object]:
+def choose_backend(model: TrainedModel, chain: Chain, tolerance: int = TOLERANCE,
+                   threads: int | None = None) -> tuple[BackendChoice, object]:
     """"auto": measure every candidate on `chain` (e.g. 8-12 frames) and keep the
     fastest whose frames stay within `tolerance` of eager fp32 (eager fp32 itself always
     qualifies). Returns (choice, its generator)."""
     graphs = (export_window_net(model), export_face_net(model)) if len(candidates(model)) > 1 else None
     ref, measured, gens = None, {}, {}
     for backend, precision in candidates(model):
-        gen = build_generator_for(model, backend, precision, graphs)
+        gen = build_generator_for(model, backend, precision, graphs, threads)
         outs, fps = _run_chain(gen, chain)
         ref = outs if ref is None else ref
         key = f"{backend}/{precision}"
@@ -470,18 +472,20 @@ def choose_backend(model: TrainedModel, chain: Chain, tolerance: int = TOLERANCE
     return BackendChoice(backend, precision, reason, measured), gen
 
 
-def make_generator(model: TrainedModel, backend: str = "auto", precision: str = "fp32", chain: Chain | None = None):
+def make_generator(model: TrainedModel, backend: str = "auto", precision: str = "fp32", chain: Chain | None = None,
+                   threads: int | None = None):
     """A frame generator of `backend` with `.choice` (a `BackendChoice`) set.
 
     "auto" measures on `chain` (a short chain of this job's frames; None or empty:
-    `calibration_chain(model)`); the others are taken as asked.
+    `calibration_chain(model)`); the others are taken as asked. threads: see `build_generator_for`.
     """
     if backend not in BACKENDS:
         raise DancenowError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto":
-        choice, gen = choose_backend(model, chain if chain is not None and len(chain) else calibration_chain(model))
+        choice, gen = choose_backend(model, chain if chain is not None and len(chain) else calibration_chain(model),
+                                     threads=threads)
     else:
-        gen = build_generator_for(model, backend, precision)
+        gen = build_generator_for(model, backend, precision, threads=threads)
         choice = BackendChoice(backend, precision, "asked for")
     gen.choice = choice
     return gen

@@ -13,10 +13,14 @@ fastest backend within tolerance (`dancenow.transfer.backend`). The temporal cha
 whenever the person was out of view (the generator's previous frame is reset to zeros, as at a
 video's start); while nobody is in view the target's plate is shown, faded from the last frame.
 
-`run_live` drives an engine from a source in real time with two threads: a reader that puts
+The engine works in two stages, `pose` (detect, normalize, draw: the detector and the normalizer)
+and `generate` (the generator and its temporal chain); `process` is one after the other.
+`run_live` drives an engine from a source in real time with three threads: a reader that puts
 each frame into a one-slot mailbox (`LatestFrame`: a newer frame replaces one not yet taken,
-which counts as dropped) and the engine taking the newest frame when it is free. Nothing is
-ever queued, so latency stays one frame of work plus at most one frame interval.
+which counts as dropped), the pose stage taking the newest frame when it is free, and generation
+taking the newest pose result through a second one-slot mailbox (`run_stages`). The stages
+overlap, so frames/s approach the slower stage's rather than the sum's; nothing is ever queued,
+so latency stays one frame of work per stage plus at most one frame interval.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ class LiveConfig:
     max_rate: float = 0.05   # normalization statistics move at most this x frame height per second
     fade_s: float = 0.25
     detector: DetectorConfig = field(default_factory=DetectorConfig.tracking)
+    pipelined: bool = True       # pose and generation on two threads (`run_stages`): more frames/s,
+                                 # about one stage more latency
+    generation_threads: int = 0  # the graph runtime's threads (0: torch's count)
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,24 +71,43 @@ class LiveFrame:
     face_box: np.ndarray | None = None  # where it goes in `image` (see pipeline.upscale_frame)
 
 
+@dataclass(frozen=True, eq=False)
+class LivePose:
+    """What the pose stage hands the generation stage. entry: counts the person's entries into
+    view (a new value restarts the temporal chain); fps: the camera's frame rate so far; label,
+    box, face_label: the stick figure, the face box and the face crop's label (None when no one
+    is drawn)."""
+
+    timestamp: float
+    state: str
+    entry: int
+    fps: float
+    label: np.ndarray | None = None
+    box: np.ndarray | None = None
+    face_label: np.ndarray | None = None
+
+
 class LiveEngine:
-    """Frame-by-frame live generation for one model (see the module docstring). Not thread-safe:
-    one caller at a time. `detector` defaults to a tracking-mode `HolisticDetector`."""
+    """Frame-by-frame live generation for one model (see the module docstring). One caller per
+    stage: `pose` and `generate` may run on two threads, each called from one thread in frame
+    order. `detector` defaults to a tracking-mode `HolisticDetector`."""
 
     def __init__(self, model: TrainedModel, cfg: LiveConfig = LiveConfig(), detector: PoseDetector | None = None,
                  generator: Any | None = None):
         self.model, self.cfg = model, cfg
         self.detector = detector if detector is not None else HolisticDetector(cfg.detector)
-        self.generator = generator if generator is not None else make_generator(model, cfg.backend, cfg.precision)
+        self.generator = generator if generator is not None else make_generator(
+            model, cfg.backend, cfg.precision, threads=cfg.generation_threads or None)
         w, h = model.size
         self.plate = model.background if model.background is not None else np.zeros((h, w, 3), np.uint8)
         self._norm: OnlineNormalizer | None = None
         self._norm_cfg = OnlineNormConfig(calibration_s=cfg.calibration_s, max_rate=cfg.max_rate)
-        self._last: np.ndarray | None = None
-        self._chain_on = False
-        self._gone = 0
-        self._fps = 15.0
+        self._fps = 15.0                 # pose stage: the camera's frame rate, the normalizer, entries into view
         self._t: float | None = None
+        self._in_view, self._entries = False, 0
+        self._last: np.ndarray | None = None  # generation stage: the last frame, the chain's entry
+        self._chain_entry = -1
+        self._gone = 0
 
     @property
     def normalizer(self) -> OnlineNormalizer | None:
@@ -89,6 +115,11 @@ class LiveEngine:
 
     def process(self, image: np.ndarray, timestamp: float) -> LiveFrame:
         """One RGB frame (H, W, 3) uint8 of the camera at `timestamp` (s) -> the generated frame."""
+        return self.generate(self.pose(image, timestamp))
+
+    def pose(self, image: np.ndarray, timestamp: float) -> LivePose:
+        """Stage 1: detect, normalize, draw. Touches only the detector and the normalizer, so it may
+        run on another thread than `generate` (one caller per stage, frames in order)."""
         if self._norm is None:
             self._norm = OnlineNormalizer(self.model.target_stats, image.shape[1], image.shape[0], self._norm_cfg)
         if self._t is not None and timestamp > self._t:
@@ -97,24 +128,36 @@ class LiveEngine:
         kp = self.detector.detect(image)
         norm = self._norm.update(kp, timestamp)
         if norm is None or not person_present(norm[None])[0]:
-            return self._empty(timestamp, "calibrating" if person_present(kp[None])[0] else "no person")
+            self._in_view = False
+            return LivePose(timestamp, "calibrating" if person_present(kp[None])[0] else "no person",
+                            self._entries, self._fps)
+        if not self._in_view:
+            self._in_view, self._entries = True, self._entries + 1
         label = self.model.render_label(norm)
         box = face_boxes_for(self.model, norm[None])[0]
-        face_label = face_label_for(self.model, norm, box)
-        start = not self._chain_on
+        return LivePose(timestamp, "dancing", self._entries, self._fps, label, box,
+                        face_label_for(self.model, norm, box))
+
+    def generate(self, pose: LivePose) -> LiveFrame:
+        """Stage 2: the generated frame of a `pose` result. Touches only the generator and the
+        temporal chain. The chain restarts on the first pose of each entry into view, even when
+        the poses in between were dropped."""
+        if pose.label is None:
+            return self._empty(pose)
+        start = pose.entry != self._chain_entry
         if start:
             self.generator.reset()
-        self._chain_on, self._gone = True, 0
-        self._last, face = self.generator(label, box, face_label)
-        return LiveFrame(timestamp, self._last, label[:, :, :STICK_CHANNELS], "dancing", start, face,
-                         box if face is not None else None)
+        self._chain_entry, self._gone = pose.entry, 0
+        self._last, face = self.generator(pose.label, pose.box, pose.face_label)
+        return LiveFrame(pose.timestamp, self._last, pose.label[:, :, :STICK_CHANNELS], "dancing", start, face,
+                         pose.box if face is not None else None)
 
-    def _empty(self, timestamp: float, state: str) -> LiveFrame:
+    def _empty(self, pose: LivePose) -> LiveFrame:
         """Nobody to draw (or still calibrating): the plate, faded in from the last frame."""
-        self._chain_on = False
+        self._chain_entry = -1
         self._gone += 1
-        fade = max(0, int(round(self.cfg.fade_s * self._fps)))
-        return LiveFrame(timestamp, _fade(self._last, self.plate, self._gone, fade), None, state, False)
+        fade = max(0, int(round(self.cfg.fade_s * pose.fps)))
+        return LiveFrame(pose.timestamp, _fade(self._last, self.plate, self._gone, fade), None, pose.state, False)
 
     def close(self) -> None:
         self.detector.close()
@@ -140,12 +183,18 @@ class LatestFrame:
             self._item = item
             self.put_count += 1
             self.max_held = max(self.max_held, 1)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._cond.notify()
+            self._cond.notify_all()
+
+    def wait_empty(self) -> None:
+        """Wait until the frame held (if any) has been taken, or the mailbox is closed."""
+        with self._cond:
+            while self._item is not None and not self._closed:
+                self._cond.wait()
 
     def take(self) -> Any | None:
         """The newest frame (waiting for one), or None once closed and empty."""
@@ -153,6 +202,7 @@ class LatestFrame:
             while self._item is None and not self._closed:
                 self._cond.wait()
             item, self._item = self._item, None
+            self._cond.notify_all()
             return item
 
 
@@ -183,7 +233,7 @@ class LiveStats:
 
 def _reader(frames: Iterable[tuple[np.ndarray, float]], box: LatestFrame, realtime: bool,
             stop: threading.Event) -> None:
-    """Put (index, image, source time, capture clock) items, paced to the source times if `realtime`."""
+    """Put ((index, capture clock), image, source time) items, paced to the source times if `realtime`."""
     t0 = None
     try:
         for i, (image, t) in enumerate(frames):
@@ -194,39 +244,105 @@ def _reader(frames: Iterable[tuple[np.ndarray, float]], box: LatestFrame, realti
                 t0 = now - t if t0 is None else t0
                 if t0 + t > now:
                     time.sleep(t0 + t - now)
-            box.put((i, image, t, time.perf_counter()))
+            box.put(((i, time.perf_counter()), image, t))
     finally:
         box.close()
 
 
+def run_stages(engine: LiveEngine, inbox: LatestFrame, emit: Callable[[Any, LiveFrame], None], *,
+               pipelined: bool | None = None, poses: LatestFrame | None = None) -> None:
+    """Generate a frame for each (meta, RGB image, time s) taken from `inbox` until it closes and
+    empties; `emit(meta, frame)` each one on this thread. Pipelined, the pose stage (`engine.pose`:
+    detection, normalization, drawing) runs on a worker thread and generation (`engine.generate`)
+    on this one, with a one-slot mailbox between them: the two stages overlap (frame t's pose while
+    frame t-1 is generated) and nothing queues. The pose stage takes the next camera frame only
+    once generation has taken its last result, and then only when generation is about to be free
+    (after the generation time less the pose time, both running means): no pose work is spent on
+    a frame that would be dropped (that CPU time would slow generation), and the frame taken is
+    as new as it can be, so latency stays about one pose plus one generation.
+    `poses`: that mailbox, when the caller wants its counts. pipelined None: the engine's
+    `LiveConfig.pipelined`. Errors of either stage end the run and are raised here."""
+    if not (engine.cfg.pipelined if pipelined is None else pipelined):
+        while (item := inbox.take()) is not None:
+            emit(item[0], engine.process(item[1], item[2]))
+        return
+    poses, failed = poses if poses is not None else LatestFrame(), []
+    took = {"pose": 0.0, "generate": 0.0}  # running means (s) of each stage's time per frame
+
+    def pose_stage() -> None:
+        try:
+            while True:
+                poses.wait_empty()
+                ahead = 0.9 * (took["generate"] - took["pose"])
+                if ahead > 0:
+                    time.sleep(min(ahead, 1.0))
+                if (item := inbox.take()) is None:
+                    break
+                t = time.perf_counter()
+                poses.put((item[0], engine.pose(item[1], item[2])))
+                took["pose"] = _mean(took["pose"], time.perf_counter() - t)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            failed.append(exc)
+        finally:
+            poses.close()
+
+    worker = threading.Thread(target=pose_stage, daemon=True, name="live-pose")
+    worker.start()
+    try:
+        while (item := poses.take()) is not None:
+            t = time.perf_counter()
+            emit(item[0], engine.generate(item[1]))
+            took["generate"] = _mean(took["generate"], time.perf_counter() - t)
+    finally:
+        inbox.close()
+        poses.close()  # a pose stage waiting for generation to take its result stops
+        worker.join(timeout=10)
+    if failed:
+        raise failed[0]
+
+
+def _mean(mean: float, value: float) -> float:
+    return value if mean == 0.0 else 0.8 * mean + 0.2 * value
+
+
 def drive(engine: LiveEngine, frames: Iterable[tuple[np.ndarray, float]], sink: Callable[[LiveFrame], None],
-          *, realtime: bool = True, max_seconds: float | None = None) -> LiveStats:
+          *, realtime: bool = True, max_seconds: float | None = None, pipelined: bool | None = None) -> LiveStats:
     """Run `engine` on `frames` ((RGB image, time s) pairs) as they come, newest first, never
-    queueing: frames arriving while the engine works replace each other (dropped)."""
-    box, stop = LatestFrame(), threading.Event()
+    queueing: frames arriving while the engine works replace each other (dropped). Pipelined
+    (None: the engine's `LiveConfig.pipelined`), pose and generation run on two threads (`run_stages`)."""
+    box, poses, stop = LatestFrame(), LatestFrame(), threading.Event()
     reader = threading.Thread(target=_reader, args=(frames, box, realtime, stop), daemon=True)
     latencies, max_lag, shown = [], 0, 0
     start = time.perf_counter()
+
+    def emit(meta: tuple[int, float], frame: LiveFrame) -> None:
+        nonlocal max_lag, shown
+        i, captured = meta
+        sink(frame)
+        latencies.append(time.perf_counter() - captured)
+        max_lag = max(max_lag, box.put_count - 1 - i)
+        shown += 1
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            raise _Enough
+
     reader.start()
     try:
-        while (item := box.take()) is not None:
-            i, image, t, captured = item
-            sink(engine.process(image, t))
-            latencies.append(time.perf_counter() - captured)
-            max_lag = max(max_lag, box.put_count - 1 - i)
-            shown += 1
-            if max_seconds is not None and time.perf_counter() - start > max_seconds:
-                break
-    except KeyboardInterrupt:  # Ctrl-C (or q in the window) ends a live run normally
+        run_stages(engine, box, emit, pipelined=pipelined, poses=poses)
+    except (KeyboardInterrupt, _Enough):  # Ctrl-C (or q in the window) ends a live run normally
         pass
     finally:
         stop.set()
+        box.close()
         reader.join(timeout=5)
     lat = np.array(latencies or [0.0])
     choice = getattr(engine.generator, "choice", None)
-    return LiveStats(box.put_count, shown, box.put_count - shown, box.max_held, max_lag,
+    return LiveStats(box.put_count, shown, box.put_count - shown, max(box.max_held, poses.max_held), max_lag,
                      time.perf_counter() - start, float(np.median(lat)), float(np.percentile(lat, 95)),
                      choice.describe() if choice else "")
+
+
+class _Enough(Exception):
+    """`drive`'s max_seconds reached."""
 
 
 # ------------------------------------------------------------------ sources
