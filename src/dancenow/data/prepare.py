@@ -81,8 +81,9 @@ class PrepareConfig:
     # (`pose.flow`; the weight of its own detection, 1: off): the jitter falls without the lag. At
     # 1000 equal steps on the real target, weights 1 / 0.7 / 0.5 / 0.3: held-out body SSIM 0.777 /
     # 0.779 / 0.785 / 0.783, face SSIM 0.607 / 0.613 / 0.617 / 0.641, flicker ratio 1.89 / 1.71 /
-    # 1.59 / 1.38.
-    flow_weight: float = 0.3
+    # 1.59 / 1.38. Session 10, the same screen: 0.3 0.785 / 0.644 / 1.39, 0.2 0.783 / 0.652 / 1.32
+    # (body sharpness 0.54 -> 0.57); with the cpu preset's matte loss, 30 minutes: see PRESETS.
+    flow_weight: float = 0.2
 
     def __post_init__(self) -> None:
         if (self.width is None) != (self.height is None):
