@@ -131,6 +131,8 @@ def cmd_train(a: argparse.Namespace) -> int:
             changes[name] = getattr(a, name)
     if a.vgg_weights is not None and a.vgg_loss is None:  # naming weights means using them
         changes["use_vgg_loss"] = True
+    if a.background is False and "lambda_matte" not in changes:  # the matte supervises the plate's alpha
+        changes["lambda_matte"] = 0.0
     try:
         cfg = cfg.replace(**changes)
     except (TypeError, ValueError) as exc:
@@ -311,7 +313,7 @@ def _prepare_train_args(add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--poses", help="use these keypoints (.npz or an OpenPose JSON folder) instead of detecting")
     sp.add_argument("--flow-weight", type=float, default=None, metavar="W",
                     help="refine the poses along the video's optical flow, W the weight of each frame's own "
-                         "detection (default 0.3; 1: keep the poses as detected or given)")
+                         "detection (default 0.2; 1: keep the poses as detected or given)")
     sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("train", cmd_train, "train the target's personal generator on a prepared data folder")

@@ -157,6 +157,37 @@ def test_pipelined_live_overlaps_pose_and_generation(tiny_run, tiny_clip):
     assert runs[True].overlapped and not runs[False].overlapped
 
 
+def test_a_pipelined_run_stopped_early_ends_its_pose_stage_at_once(tiny_run, tiny_clip):
+    video, poses = tiny_clip
+    model = load_trained(tiny_run)
+    frames = [(f.image, f.time) for f in read_frames(video)]
+
+    def endless():  # a camera: frames keep coming after the run is told to stop
+        for i in range(100000):
+            yield frames[i % len(frames)][0], i / 30.0
+
+    engine = LiveEngine(model, LiveConfig(calibration_s=0.2), detector=ExactPoses(poses.keypoints),
+                        generator=Generator(model))
+    slow = SlowEngine(engine, 0.06, pose_s=0.03)
+    stats = drive(slow, endless(), lambda f: None, realtime=True, max_seconds=0.5, pipelined=True)
+    calls = slow.poses
+    assert stats.frames_shown >= 1
+    assert not any(t.name == "live-pose" and t.is_alive() for t in threading.enumerate())
+    time.sleep(0.2)
+    assert slow.poses == calls  # nothing runs the detector after drive returned
+
+
+def test_train_cli_without_background_turns_the_matte_loss_off(tiny_data, tmp_path):
+    from dancenow.cli import main
+    from dancenow.run import RunDir
+
+    sets = [x for s in ("ngf=8", "n_down=2", "n_blocks=1", "ndf=8", "num_D=1", "precision=fp32") for x in ("--set", s)]
+    rc = main(["train", str(tiny_data), "-o", str(tmp_path / "run"), "--preset", "cpu", "--no-background",
+               "--no-face-gan", "--max-steps", "2", "-q", *sets])
+    cfg = RunDir(tmp_path / "run").load_config().train
+    assert rc == 0 and cfg.lambda_matte == 0.0 and not cfg.use_background
+
+
 class FailingPoses(ExactPoses):
     def detect(self, image):
         if self.i == 12:

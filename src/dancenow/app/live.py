@@ -3,7 +3,7 @@
 The page streams camera frames to the server (`App.live_frame` in `dancenow.app.web`). Each frame
 goes into the engine's one-slot mailbox (`dancenow.transfer.live.LatestFrame`) and the request
 returns at once with the newest generated frame; a worker thread runs the engine on the newest
-frames as `dancenow transfer.live.run_stages` does for `dancenow live` (the pose stage on one
+frames as `dancenow.transfer.live.run_stages` does for `dancenow live` (the pose stage on one
 thread, generation on another, a one-slot mailbox between them). A frame arriving while a stage
 works replaces the one waiting (counted as dropped), so nothing queues and the picture is at most
 one frame of work per stage plus one frame interval behind the camera. The engine is built in the

@@ -266,21 +266,25 @@ def run_stages(engine: LiveEngine, inbox: LatestFrame, emit: Callable[[Any, Live
         while (item := inbox.take()) is not None:
             emit(item[0], engine.process(item[1], item[2]))
         return
-    poses, failed = poses if poses is not None else LatestFrame(), []
-    took = {"pose": 0.0, "generate": 0.0}  # running means (s) of each stage's time per frame
+    poses, failed, stopping = poses if poses is not None else LatestFrame(), [], threading.Event()
+    took = {"pose": 0.0, "generate": 0.0}  # running means (s) of each stage's time per drawn frame
+    drawn = [False]  # the last pose handed over has a figure to generate (generation is busy with it)
 
     def pose_stage() -> None:
         try:
-            while True:
+            while not stopping.is_set():
                 poses.wait_empty()
-                ahead = 0.9 * (took["generate"] - took["pose"])
-                if ahead > 0:
-                    time.sleep(min(ahead, 1.0))
-                if (item := inbox.take()) is None:
+                ahead = 0.9 * (took["generate"] - took["pose"]) if drawn[0] else 0.0
+                if ahead > 0 and stopping.wait(min(ahead, 1.0)):
+                    break
+                if stopping.is_set() or (item := inbox.take()) is None:
                     break
                 t = time.perf_counter()
-                poses.put((item[0], engine.pose(item[1], item[2])))
-                took["pose"] = _mean(took["pose"], time.perf_counter() - t)
+                pose = engine.pose(item[1], item[2])
+                if pose.label is not None:
+                    took["pose"] = _mean(took["pose"], time.perf_counter() - t)
+                drawn[0] = pose.label is not None
+                poses.put((item[0], pose))
         except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
             failed.append(exc)
         finally:
@@ -292,10 +296,12 @@ def run_stages(engine: LiveEngine, inbox: LatestFrame, emit: Callable[[Any, Live
         while (item := poses.take()) is not None:
             t = time.perf_counter()
             emit(item[0], engine.generate(item[1]))
-            took["generate"] = _mean(took["generate"], time.perf_counter() - t)
+            if item[1].label is not None:
+                took["generate"] = _mean(took["generate"], time.perf_counter() - t)
     finally:
+        stopping.set()  # the pose stage ends after the frame it is on (the reader may still be putting)
         inbox.close()
-        poses.close()  # a pose stage waiting for generation to take its result stops
+        poses.close()
         worker.join(timeout=10)
     if failed:
         raise failed[0]
