@@ -73,7 +73,8 @@ def cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_config(size_text: str, fps: float | None, face_size: int = 128, flow_weight: float | None = None):
+def _prepare_config(size_text: str, fps: float | None, face_size: int = 128, flow_weight: float | None = None,
+                    plate_matte: bool = False):
     from dancenow.data.prepare import PrepareConfig
 
     try:
@@ -84,7 +85,7 @@ def _prepare_config(size_text: str, fps: float | None, face_size: int = 128, flo
     try:
         if flow_weight is not None:
             fixed["flow_weight"] = flow_weight
-        return PrepareConfig(fps=fps, face_size=face_size, **fixed)
+        return PrepareConfig(fps=fps, face_size=face_size, plate_matte=plate_matte, **fixed)
     except ValueError as exc:
         raise DancenowError(f"prepare options (--size {size_text}): {exc}") from None
 
@@ -93,7 +94,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     from dancenow.data.prepare import prepare
     from dancenow.pose.pipeline import load_poses_for
 
-    cfg = _prepare_config(a.size_text, a.fps, a.face_size, a.flow_weight)
+    cfg = _prepare_config(a.size_text, a.fps, a.face_size, a.flow_weight, a.plate_matte)
     poses = load_poses_for(a.video, a.poses) if a.poses else None
     out = prepare(a.video, a.output, cfg, poses=poses, progress=not a.quiet)
     print(f"{out}: prepared")
@@ -314,6 +315,8 @@ def _prepare_train_args(add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--flow-weight", type=float, default=None, metavar="W",
                     help="refine the poses along the video's optical flow, W the weight of each frame's own "
                          "detection (default 0.2; 1: keep the poses as detected or given)")
+    sp.add_argument("--plate-matte", action="store_true",
+                    help="correct the person mattes by the background plate (static camera: fast limbs kept)")
     sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("train", cmd_train, "train the target's personal generator on a prepared data folder")

@@ -143,3 +143,44 @@ def test_the_matte_loss_pulls_the_alpha_to_the_person(tiny_data, tmp_path):
         assert any(r.get("G_matte", 0) > 0 for r in log) == (lam > 0)
     print("alpha error against the matte", errors)
     assert errors[20.0] < 0.7 * errors[0.0], errors
+
+
+def test_the_plate_puts_back_a_blurred_limb_and_drops_wall_the_segmenter_took():
+    """Known answer: a grey plate, a person (a dark torso and a faint, motion-blurred foot the
+    segmenter left out), and a blob of wall the segmenter took where the foot was a frame before."""
+    from dancenow.pose.segment import plate_matte
+
+    plate = np.full((64, 64, 3), 200, np.uint8)
+    image = plate.copy()
+    image[10:50, 20:30] = 40                  # torso
+    image[40:46, 34:40] = 140                 # blurred foot: 60 from the plate
+    seg = np.zeros((64, 64), np.uint8)
+    seg[10:50, 20:30] = 255
+    seg[30:38, 30:34] = 255                   # wall, identical to the plate
+    region = np.zeros((64, 64), bool)
+    region[5:55, 15:45] = True
+    out = plate_matte(image, plate, seg, region)
+    assert (out[12:48, 22:28] == 255).all()   # the torso stays
+    assert (out[41:45, 35:39] == 255).all()   # the foot comes in
+    assert (out[31:37, 31:33] == 0).all()     # the wall goes
+    assert (out[:, 50:] == 0).all()           # nothing outside the region
+    # a plate that does not fit the frame (the camera moved): the segmenter's mask as it was
+    moved = np.roll(np.where(np.arange(64)[None, :, None] % 8 < 4, 0, 255), 3, axis=1).astype(np.uint8)
+    assert np.array_equal(plate_matte(image, np.broadcast_to(moved, image.shape).copy(), seg, region), seg)
+    with pytest.raises(ValueError, match="shapes differ"):
+        plate_matte(image, plate[:32], seg, region)
+
+
+def test_prepare_with_plate_mattes_records_it_and_remakes_the_mattes(tiny_clip, tiny_data, tmp_path):
+    from dancenow.data.prepare import MATTE_METHOD, PrepareConfig, matte_method, prepare
+
+    cfg = PrepareConfig(width=TINY_SIZE, height=TINY_SIZE, plate_matte=True)
+    assert matte_method(cfg) != MATTE_METHOD
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    video, poses = tiny_clip
+    prepare(video, data, cfg, poses=poses, progress=False)
+    again = PreparedData.load(data)
+    assert again.manifest["matte"] == matte_method(cfg) and again.has_mattes
+    old = PreparedData.load(tiny_data)
+    assert any(not np.array_equal(again.read_matte(i), old.read_matte(i)) for i in range(len(old.poses)))
