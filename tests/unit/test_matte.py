@@ -172,10 +172,14 @@ def test_the_plate_puts_back_a_blurred_limb_and_drops_wall_the_segmenter_took():
 
 
 def test_prepare_with_plate_mattes_records_it_and_remakes_the_mattes(tiny_clip, tiny_data, tmp_path):
-    from dancenow.data.prepare import MATTE_METHOD, PrepareConfig, matte_method, prepare
+    from dancenow.data.prepare import MATTE_METHOD, PrepareConfig, config_record, matte_method, prepare
 
     cfg = PrepareConfig(width=TINY_SIZE, height=TINY_SIZE, plate_matte=True)
     assert matte_method(cfg) != MATTE_METHOD
+    # data prepared before the option existed records no plate_matte: it stays prepared
+    assert "plate_matte" not in config_record(PrepareConfig()) and config_record(cfg)["plate_matte"] is True
+    assert PreparedData.load(tiny_data).manifest["config"] == config_record(PrepareConfig(width=TINY_SIZE,
+                                                                                          height=TINY_SIZE))
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     video, poses = tiny_clip

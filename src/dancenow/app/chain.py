@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator
 
 from dancenow.atomic import atomic_path, write_json
 from dancenow.config import TrainConfig, preset
-from dancenow.data.prepare import PrepareConfig, file_sha256, prepare
+from dancenow.data.prepare import PrepareConfig, config_record, file_sha256, prepare
 from dancenow.errors import DancenowError, InputError
 from dancenow.eval.report import evaluate, summary_line
 from dancenow.run import RunDir
@@ -287,7 +287,7 @@ def _options(cfg: ChainConfig) -> dict[str, Any]:
 def _stages(led: Ledger, target: Path, sources: list[ChainSource], cfg: ChainConfig, log: Log) -> ChainResult:
     out, skipped = led.out, []
     tcfg = cfg.train_config()
-    p_in = {"target": file_sha256(target), "prepare": dataclasses.asdict(cfg.prepare)}
+    p_in = {"target": file_sha256(target), "prepare": config_record(cfg.prepare)}
     rec, s = run_stage(led, "prepare", p_in, [out / "data"],
                        lambda: _prepare_work(target, out, cfg), log)
     skipped += ["prepare"] if s else []

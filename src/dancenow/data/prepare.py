@@ -31,6 +31,7 @@ import hashlib
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from pathlib import Path
 
 import cv2
@@ -267,7 +268,7 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     old_matte = None
     if manifest_path.is_file():
         m = json.loads(manifest_path.read_text())
-        if m.get("source", {}).get("sha256") == digest and m.get("config") == asdict(cfg):
+        if m.get("source", {}).get("sha256") == digest and m.get("config") == config_record(cfg):
             _update(out, m, cfg, progress, video.name)
             return out
         old_matte = m.get("matte")
@@ -298,6 +299,20 @@ def prepare(video: str | Path, out_dir: str | Path, cfg: PrepareConfig = Prepare
     write_json(out / TARGET_STATS_FILE, stats.to_dict())
     write_json(manifest_path, _manifest(video, meta, digest, cfg, poses, box, (side, hr), detected, len(raw), stats))
     return out
+
+
+# Options added after data was first prepared, left out of the recorded config at their default
+# (which makes what the versions before them made): adding one does not re-prepare every folder.
+LATER_OPTIONS: dict[str, Any] = {"plate_matte": False}
+
+
+def config_record(cfg: PrepareConfig) -> dict[str, Any]:
+    """`cfg` as the manifest records it (and as re-runs compare it)."""
+    d = asdict(cfg)
+    for k, default in LATER_OPTIONS.items():
+        if d[k] == default:
+            del d[k]
+    return d
 
 
 def matte_method(cfg: PrepareConfig) -> str:
@@ -331,7 +346,7 @@ def _update(out: Path, m: dict, cfg: PrepareConfig, progress: bool, name: str) -
     if new_plate:
         _write_plate(out, poses, cfg)
         done.append(f"background plate remade ({PLATE_METHOD})")
-    if _write_mattes(out, poses, cfg, progress, fresh=new_plate or m.get("matte") != matte_method(cfg)):
+    if _write_mattes(out, poses, cfg, progress, fresh=(new_plate and cfg.plate_matte) or m.get("matte") != matte_method(cfg)):
         done.append(f"mattes made ({matte_method(cfg)})")
     if done:
         write_json(out / "manifest.json", {**m, "plate": PLATE_METHOD, "matte": matte_method(cfg)})
@@ -341,8 +356,9 @@ def _update(out: Path, m: dict, cfg: PrepareConfig, progress: bool, name: str) -
 
 def _write_mattes(out: Path, poses: PoseSequence, cfg: PrepareConfig, progress: bool, fresh: bool = False) -> bool:
     """mattes/NNNNNN.png for the prepared frames (with `cfg.plate_matte`, corrected by
-    background.png, written before); False when all were there already. The segmenter tracks the clip, so it sees every frame in
-    order; a re-run writes the missing ones (all of them when `fresh`)."""
+    background.png, written before); False when all were there already. The segmenter tracks
+    the clip, so it sees every frame in order; a re-run writes the missing ones (all of them
+    when `fresh`)."""
     n = len(poses)
     d = out / "mattes"
     if fresh and d.is_dir():
@@ -475,5 +491,5 @@ def _manifest(video: Path, meta: VideoMeta, digest: str, cfg: PrepareConfig, pos
         "detection": {"frames_without_person": int((~detected).sum()), "frames": n_raw,
                       "face_rate": float(face_found.mean()), "hand_rate": float(hands_found.mean())},
         "normalization": stats.to_dict(),
-        "config": asdict(cfg),
+        "config": config_record(cfg),
     }
