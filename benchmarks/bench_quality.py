@@ -30,6 +30,8 @@ VARIANTS: dict[str, dict] = {
     "unet": {"skips": True},
     "bf16+unet": {"precision": "bf16", "upsample": "resize", "skips": True},
     "bf16+unet+l1": {"precision": "bf16", "upsample": "resize", "skips": True, "lambda_l1": 50.0, "lr": 5e-4},
+    "fast2": {"fast_repeat": 2},   # the fastest third of the training pairs twice per epoch
+    "fast3": {"fast_repeat": 3},
 }
 
 

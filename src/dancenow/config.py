@@ -11,6 +11,10 @@ from typing import Any
 from dancenow.errors import InputError
 
 
+# Options added after runs were recorded, with the value that means "as before".
+LATER_OPTIONS: dict[str, Any] = {"fast_repeat": 1}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str = "cpu"
@@ -38,6 +42,7 @@ class TrainConfig:
     # features of the method
     use_temporal: bool = True        # G sees its previous output; D judges consecutive pairs
     prev_dropout: float = 0.0        # chance per step that frame t is made from a blank previous frame
+    fast_repeat: int = 1             # the fastest third of training pairs (body motion) shown this often per epoch
     use_background: bool = True      # G draws the person + alpha over the target's background plate
     use_reference: bool = False      # G also sees the nearest of `reference_frames` training frames,
     reference_frames: int = 32       # warped part by part onto the pose (dancenow.pose.reference)
@@ -88,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.fast_repeat < 1:
+            raise ValueError("fast_repeat must be >= 1")
         if self.local_steps > 0 and not self.use_local_enhancer:
             raise ValueError("local_steps > 0 needs use_local_enhancer")
         if self.lambda_matte > 0 and not self.use_background:
@@ -98,6 +105,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def record(self) -> dict[str, Any]:
+        """The config as a chain's ledger compares it: options added later are left out while at
+        their defaults, so an upgrade alone does not retrain a finished run."""
+        return {k: v for k, v in self.to_dict().items() if LATER_OPTIONS.get(k, object()) != v}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

@@ -11,12 +11,14 @@ import pytest
 import torch
 
 from conftest import TINY_SIZE, draw_tiny_frames, make_tiny_poses, tiny_train_config
+from dancenow.config import TrainConfig
 from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs
 from dancenow.data.prepare import PrepareConfig, crop_box, person_extent, prepare
 from dancenow.errors import InputError
 from dancenow.pose.schema import PoseSequence, empty_keypoints
 from dancenow.train.loop import train, weights_digest
-from dancenow.train.schedule import StepSampler, lr_at, plan_stage_steps
+from dancenow.pose.geometry import body_motion
+from dancenow.train.schedule import StepSampler, fast_repeats, lr_at, plan_stage_steps
 from dancenow.train.distributed import DistInfo
 
 
@@ -72,6 +74,28 @@ def test_step_sampler_is_a_function_of_the_step():
     r0 = list(StepSampler(10, 3, 0, 0, 5, 1, DistInfo(0, 2, 0)))
     r1 = list(StepSampler(10, 3, 0, 0, 5, 1, DistInfo(1, 2, 0)))
     assert sorted(r0 + r1) == list(range(10))  # ranks split the data
+
+
+def test_fast_pairs_are_repeated_in_every_epoch():
+    kp = np.zeros((4, 137, 3), np.float32)
+    kp[:, :3, 2] = 1.0
+    kp[:, 0, :2] = [[0, 0], [3, 4], [3, 4], [3, 10]]   # moves 5, 0, then 6 px
+    kp[:, 1, :2] = [[0, 0], [1, 0], [2, 0], [3, 0]]    # 1 px a frame
+    kp[2, 2, 2] = 0.0                                  # unseen in frame 2: its jump counts in neither 2 nor 3
+    kp[2, 2, :2] = [50, 50]
+    assert body_motion(kp).tolist() == [0.0, 5.0, 1.0, 6.0]
+    reps = fast_repeats([0.0, 5.0, 1.0, 6.0, 2.0, 3.0], 3)
+    assert reps.tolist() == [1, 3, 1, 3, 1, 1]           # the fastest third, 3 times
+    assert fast_repeats([5.0, 1.0, 6.0], 1).tolist() == [1, 1, 1]
+    info = DistInfo()
+    epoch = list(StepSampler(6, 3, 0, 0, 10, 1, info, reps))
+    assert np.bincount(epoch, minlength=6).tolist() == reps.tolist()   # 10 steps = one epoch
+    once = list(StepSampler(6, 3, 0, 0, 12, 1, info, np.ones(6, int)))
+    assert once == list(StepSampler(6, 3, 0, 0, 12, 1, info))           # repeats of 1: the same order
+    with pytest.raises(ValueError, match="repeats"):
+        StepSampler(6, 3, 0, 0, 1, 1, info, np.zeros(6, int))
+    # a chain's ledger leaves the option out at its default (an upgrade does not retrain)
+    assert "fast_repeat" not in TrainConfig().record() and TrainConfig(fast_repeat=2).record()["fast_repeat"] == 2
 
 
 def test_lr_schedule_constant_then_linear_decay():

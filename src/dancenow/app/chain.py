@@ -291,7 +291,7 @@ def _stages(led: Ledger, target: Path, sources: list[ChainSource], cfg: ChainCon
     rec, s = run_stage(led, "prepare", p_in, [out / "data"],
                        lambda: _prepare_work(target, out, cfg), log)
     skipped += ["prepare"] if s else []
-    t_in = {"data": rec["key"], "train": tcfg.to_dict(), "minutes": cfg.minutes}
+    t_in = {"data": rec["key"], "train": tcfg.record(), "minutes": cfg.minutes}
     t_rec, s = run_stage(led, "train", t_in, [out / "run"], lambda: _train_work(out, cfg, log), log)
     skipped += ["train"] if s else []
     e_in = {"run": t_rec["key"], "eval_frames": cfg.eval_frames}

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dancenow.errors import InputError
+from dancenow.pose.geometry import body_motion
 from dancenow.pose.reference import ReferenceBank, choose_bank
 from dancenow.pose.render import RenderStyle, render_crop, render_input, render_pose
 from dancenow.pose.schema import PoseSequence
@@ -185,6 +186,11 @@ class PairDataset(Dataset):
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start - 1)
+
+    def motion(self) -> np.ndarray:
+        """Item k's body motion (pixels the fastest body point moved from frame t-1 to t)."""
+        t0 = self.start + 1
+        return body_motion(self.data.poses.keypoints[t0 - 1:t0 + len(self)])[1:]
 
     def _frame(self, i: int) -> np.ndarray:
         if self._cache is None:

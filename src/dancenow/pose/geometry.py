@@ -135,6 +135,24 @@ def person_height(keypoints: np.ndarray, conf_thr: float = CONF) -> np.ndarray |
     return float(out[0]) if single else out
 
 
+def body_motion(keypoints: np.ndarray, conf_thr: float = CONF) -> np.ndarray:
+    """How far the fastest body point moved into each frame: (T, 137, 3) -> (T,) float64 pixels,
+    the largest displacement from frame t-1 to t among the BODY_25 points seen in both (a kick
+    moves one foot, so the largest, not a mean). 0 for the first frame and where no point is
+    seen in both."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != 3 or kp.shape[1:] != (N_KEYPOINTS, 3):
+        raise ValueError(f"body_motion: keypoints must be (T, {N_KEYPOINTS}, 3), got {kp.shape}")
+    out = np.zeros(len(kp), dtype=np.float64)
+    if len(kp) < 2:
+        return out
+    body = kp[:, BODY]
+    seen = (body[1:, :, 2] > conf_thr) & (body[:-1, :, 2] > conf_thr)
+    step = np.linalg.norm(body[1:, :, :2] - body[:-1, :, :2], axis=-1)
+    out[1:] = np.where(seen, step, 0.0).max(axis=1)
+    return out
+
+
 def resample_indices(timestamps: np.ndarray, fps: float | None, start: float | None = None,
                      end: float | None = None) -> tuple[np.ndarray, float]:
     """Frame index for every output tick, and the output fps: the one resampling rule.

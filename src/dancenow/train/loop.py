@@ -40,7 +40,7 @@ from dancenow.train import checkpoint as ckpt
 from dancenow.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from dancenow.train.metrics import MetricsSink
 from dancenow.train.precision import choose_precision
-from dancenow.train.schedule import BudgetPlanner, StepSampler, lr_at, plan_config
+from dancenow.train.schedule import BudgetPlanner, StepSampler, fast_repeats, lr_at, plan_config
 from dancenow.train.stages import Builder, Stage, generator_config, person_spec, stage_plan
 from dancenow.train.steps import StepContext, body_step, face_step
 from dancenow.train.validate import save_preview, validate
@@ -249,8 +249,9 @@ def _next_stage(s: Session, stages: list[str]) -> None:
 
 
 def _loader(s: Session, stage: Stage, stop: int) -> DataLoader:
+    repeats = fast_repeats(s.dataset.motion(), s.cfg.fast_repeat) if s.cfg.fast_repeat > 1 else None
     sampler = StepSampler(len(s.dataset), s.cfg.seed, stage.index, s.state.stage_step, stop, s.cfg.batch_size,
-                          s.info)
+                          s.info, repeats)
     return DataLoader(s.dataset, batch_size=s.cfg.batch_size, sampler=sampler, collate_fn=collate_pairs,
                       num_workers=s.cfg.num_workers, persistent_workers=False)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -18,6 +19,8 @@ from dancenow.train.distributed import DistInfo, broadcast_int
 CALIBRATION_STEPS = 4
 REPLAN_EVERY = 50
 STAGE_FRACTION = {"global": 0, "local": 1, "face": 2}  # index into TrainConfig.time_fractions
+FAST_FRACTION = 1 / 3     # the share of training pairs `fast_repeat` shows more often (the fastest
+                          # third of the held-out frames scored 0.72 body SSIM, the slowest 0.82)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -85,19 +88,36 @@ class BudgetPlanner:
         return broadcast_int(total, self.info, self.device)
 
 
+def fast_repeats(motion: np.ndarray, repeat: int, fraction: float = FAST_FRACTION) -> np.ndarray:
+    """How often each item appears in an epoch: `repeat` times for the `fraction` of items that
+    move fastest (`motion`, one value per item; ties broken by position), once for the rest."""
+    motion = np.asarray(motion, dtype=np.float64)
+    out = np.ones(len(motion), dtype=np.int64)
+    k = int(round(len(motion) * fraction))
+    if repeat > 1 and k > 0:
+        out[np.argsort(-motion, kind="stable")[:k]] = repeat
+    return out
+
+
 class StepSampler(Sampler[int]):
     """Dataset indices for steps [start, stop) of a stage: a fresh seeded permutation per
-    epoch, rank r taking every world-th sample. A pure function of the step."""
+    epoch, rank r taking every world-th sample. A pure function of the step.
 
-    def __init__(self, n: int, seed: int, stage_index: int, start: int, stop: int, batch: int, info: DistInfo):
-        self.n, self.seed, self.stage_index = n, seed, stage_index
+    `repeats` (one count per item) lists item i that many times in every epoch; none: once each."""
+
+    def __init__(self, n: int, seed: int, stage_index: int, start: int, stop: int, batch: int, info: DistInfo,
+                 repeats: np.ndarray | None = None):
+        if repeats is not None and (len(repeats) != n or np.min(repeats, initial=1) < 1):
+            raise ValueError(f"repeats must be {n} counts of at least 1")
+        self.items = torch.arange(n) if repeats is None else torch.from_numpy(np.repeat(np.arange(n), repeats))
+        self.n, self.seed, self.stage_index = len(self.items), seed, stage_index
         self.start, self.stop, self.batch, self.info = start, stop, batch, info
         self._perm_epoch, self._perm = -1, None
 
     def _perm_for(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.stage_index * 10_007 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
+            self._perm, self._perm_epoch = self.items[torch.randperm(self.n, generator=g)], epoch
         return self._perm
 
     def __iter__(self) -> Iterator[int]:
