@@ -162,6 +162,9 @@ def test_evaluate_end_to_end(tiny, tmp_path):
     assert m["perceptual_metric"] == r.perceptual_metric
     assert m["pose_generated"]["distance"]["face"] is None
     assert m["body"]["ssim"] == pytest.approx(r.body.ssim)
+    thirds = m["body_ssim_by_motion"]  # 6 frames: two per third, averaging to the whole
+    assert sum(thirds.values()) / 3 == pytest.approx(r.body.ssim)
+    assert "Body SSIM by motion" in (out / "report.md").read_text()
     assert m["frames"] == {"start": start, "stop": stop, "count": 6}
 
     md = (out / "report.md").read_text()
@@ -202,6 +205,8 @@ def test_perfect_generator_scores_perfectly(tiny, tmp_path, monkeypatch):
     assert r.pose_generated.missed["all"] == 0.0
     # the new measures: as sharp as the real frames, and the same person wherever a face is placed
     assert r.sharpness_body == pytest.approx(1.0) and r.sharpness_face == pytest.approx(1.0)
+    assert set(r.body_ssim_by_motion) == {"slow", "middle", "fast"}
+    assert all(v == pytest.approx(1.0) for v in r.body_ssim_by_motion.values())
     if r.identity is not None:
         assert r.identity.frames + r.identity.skipped == 4
         assert r.identity.frames == 0 or (r.identity.same_person == 1.0 and r.identity.distance == 0.0)
@@ -239,7 +244,7 @@ def test_compare_two_runs(tiny, tmp_path):
     assert "| full | yes | yes | yes |" in md
     assert "| no_temporal | no | yes | yes |" in md
     body_rows = [ln for ln in md.splitlines() if ln.startswith(("| full |", "| no_temporal |"))]
-    assert len(body_rows) == 2 * 8  # flags, image quality, PSNR, 2x pose distance, missed, flicker, sharpness+identity
+    assert len(body_rows) == 2 * 9  # flags, image quality, PSNR, by motion, 2x pose distance, missed, flicker, sharpness+identity
     assert md.count("| real |") == 4  # pose distance (px, normalized), missed detections, flicker
 
 

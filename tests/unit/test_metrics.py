@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from dancenow.errors import DancenowError, InputError
 from dancenow.eval import lpips as lp
 from dancenow.eval.metrics import (
+    by_motion,
     body_box,
     crop,
     flicker,
@@ -333,3 +334,13 @@ def test_perceptual_metric_falls_back_to_named_vgg(tmp_path, monkeypatch):
     a = texture(32, 32, seed=8)
     assert fn(a, a) == pytest.approx(0.0, abs=1e-6)
     assert fn(a, np.roll(a, 4, axis=1)) > 0.0
+
+
+def test_by_motion_splits_frames_into_thirds_by_motion():
+    scores = [0.9, 0.5, 0.8, float("nan"), 0.7, 0.6]
+    motion = [1.0, 30.0, 2.0, 20.0, 10.0, 25.0]
+    # slow: frames 0, 2; middle: 4, 3 (no score); fast: 5, 1
+    assert by_motion(scores, motion) == pytest.approx({"slow": 0.85, "middle": 0.7, "fast": 0.55})
+    assert math.isnan(by_motion([float("nan")] * 3, [1.0, 2.0, 3.0])["fast"])
+    with pytest.raises(ValueError, match="by_motion"):
+        by_motion([1.0], [1.0, 2.0])

@@ -219,3 +219,22 @@ def sharpness_ratio(generated: Sequence[np.ndarray], real: Sequence[np.ndarray])
     num = sum(sharpness(g) for g in generated)
     den = sum(sharpness(r) for r in real)
     return num / den if den > 0 else math.nan
+
+
+# ------------------------------------------------------------------ by motion
+MOTION_THIRDS = ("slow", "middle", "fast")
+
+
+def by_motion(scores: Sequence[float], motion: Sequence[float]) -> dict[str, float]:
+    """Mean of per-frame `scores` over the slowest, middle and fastest third of the frames by
+    `motion` (ties by position; NaN scores, frames without a score, left out of the means)."""
+    s, m = np.asarray(scores, np.float64), np.asarray(motion, np.float64)
+    if s.shape != m.shape:
+        raise ValueError(f"by_motion: {s.shape} scores but {m.shape} motions")
+    parts = np.array_split(np.argsort(m, kind="stable"), 3)
+    out = {}
+    for name, idx in zip(MOTION_THIRDS, parts):
+        v = s[idx]
+        v = v[np.isfinite(v)]
+        out[name] = float(v.mean()) if v.size else math.nan
+    return out

@@ -48,6 +48,8 @@ from dancenow.errors import DancenowError, InputError
 from dancenow.eval.identity import SAME_PERSON, FaceIdentity, IdentityAccumulator, IdentityScores
 from dancenow.eval.lpips import LPIPS_NAME, lpips_status, perceptual_metric
 from dancenow.eval.metrics import (
+    MOTION_THIRDS,
+    by_motion,
     sharpness,
     POSE_PARTS,
     backward_flows,
@@ -59,6 +61,7 @@ from dancenow.eval.metrics import (
     psnr,
     ssim,
 )
+from dancenow.pose.geometry import body_motion
 from dancenow.pose.render import crop_keypoints
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import RunConfig, RunDir, load_trained
@@ -133,6 +136,8 @@ class EvalReport:
     face_full: where the data holds the faces at full resolution (cut from the original video),
     the generated face at that resolution against them: the model's own full-resolution face, or
     its face crop upsampled (bicubic) when it makes none; identity is then measured on these.
+    body_ssim_by_motion: body SSIM over the slowest, middle and fastest third of the frames, by how
+    far the fastest body point of the input pose moved from the frame before (`body_motion`).
     """
 
     name: str
@@ -155,6 +160,7 @@ class EvalReport:
     identity: IdentityScores | None = None  # None: dlib not installed
     face_full: CropScores | None = None     # the face at full resolution (data with faces/), else None
     sharpness_face_full: float = math.nan
+    body_ssim_by_motion: dict[str, float] = field(default_factory=dict)  # slow / middle / fast third of frames
     identity_on: str = "frames"             # "frames" or "full-resolution faces": what identity compared
     notes: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
@@ -312,15 +318,17 @@ class _Accumulator:
             part: {"ssim": [], "psnr": [], "perceptual": []} for part in parts
         }
         self.skipped = {part: 0 for part in parts}
+        self.body_ssim: dict[int, float] = {}  # held-out frame k -> its body SSIM
         self.flicker_gen: list[float] = []
         self.flicker_real: list[float] = []
         self.prev: tuple[np.ndarray, np.ndarray] | None = None
         self.count = 0
 
-    def _score(self, part: str, pair: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def _score(self, part: str, pair: tuple[np.ndarray, np.ndarray] | None) -> float:
+        """Scores one crop pair; its SSIM (NaN when there is no pair)."""
         if pair is None:
             self.skipped[part] += 1
-            return
+            return math.nan
         real, gen = pair
         e = self.energy[part]
         e[0] += sharpness(gen)
@@ -329,6 +337,7 @@ class _Accumulator:
         s["ssim"].append(ssim(gen, real))
         s["psnr"].append(psnr(gen, real, cap=PSNR_CAP_DB))
         s["perceptual"].append(self.ref.metric(gen, real))
+        return s["ssim"][-1]
 
     def _full_faces(self, k: int, gen: np.ndarray, face: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
         """(real, generated) faces at the data's full resolution for held-out frame k, or None."""
@@ -346,7 +355,8 @@ class _Accumulator:
         if real.shape != gen.shape:
             raise DancenowError(f"generated frame {gen.shape} and real frame {real.shape} differ in size")
         h, w = real.shape[:2]
-        self._score("body", _crop_pair(real, gen, body_box(self.ref.inputs[k], w, h, BODY_MARGIN, CONF_THRESHOLD)))
+        self.body_ssim[k] = self._score("body", _crop_pair(real, gen, body_box(self.ref.inputs[k], w, h, BODY_MARGIN,
+                                                                               CONF_THRESHOLD)))
         fb = self.ref.data.face_boxes[self.ref.start + k]
         self._score("face", _crop_pair(real, gen, None if fb[0] < 0 else fb))
         full = self._full_faces(k, gen, face)
@@ -373,6 +383,12 @@ class _Accumulator:
         """Generated over real energy, summed over the scored crops (`eval.metrics.sharpness_ratio`)."""
         gen, real = self.energy[part]
         return gen / real if real > 0 else math.nan
+
+    def body_by_motion(self) -> dict[str, float]:
+        """Body SSIM over the held-out frames' thirds by body motion (`eval.metrics.by_motion`)."""
+        data, a, b = self.ref.data, self.ref.start, self.ref.stop
+        motion = body_motion(data.poses.keypoints[max(0, a - 1):b])[-(b - a):]
+        return by_motion([self.body_ssim.get(k, math.nan) for k in range(b - a)], motion)
 
     def crop_scores(self, part: str) -> CropScores:
         s = self.scores[part]
@@ -492,6 +508,7 @@ def _evaluate_run(ref: _Reference, run_dir: Path, out_dir: Path, name: str, devi
         identity=acc.identity.scores() if acc.identity is not None else None,
         face_full=acc.crop_scores("face_full") if data.face_hr_size else None,
         sharpness_face_full=acc.sharpness("face_full"),
+        body_ssim_by_motion=acc.body_by_motion(),
         identity_on="full-resolution faces" if data.face_hr_size else "frames",
         notes=tuple(notes),
         seconds={"generate": round(gen_s[0], 3), "image_metrics": round(metric_s[0], 3),
@@ -539,6 +556,11 @@ def _tables(reports: Sequence[EvalReport]) -> list[str]:
     lines += _table(["", "Body PSNR ↑", "Face PSNR ↑", "Body frames (skipped)", "Face frames (skipped)"],
                     [[r.name, _fmt(r.body.psnr, 2), _fmt(r.face.psnr, 2), f"{r.body.frames} ({r.body.skipped})",
                       f"{r.face.frames} ({r.face.skipped})"] for r in reports])
+    if r0.body_ssim_by_motion:
+        lines += ["", "Body SSIM by motion: the held-out frames in thirds by how far the fastest body point of "
+                      "the pose moved from the frame before ↑:", ""]
+        lines += _table(["", *(f"{t} third" for t in MOTION_THIRDS)],
+                        [[r.name] + [_fmt(r.body_ssim_by_motion.get(t), 4) for t in MOTION_THIRDS] for r in reports])
     lines += ["", "## Pose distance (detector on the frames vs the input keypoints)", "",
               f"Mean L2 distance in pixels at {w}x{h}, over points detected in both ↓:", ""]
     lines += _table(["", *PART_LABELS.values()], _pose_rows(reports, "distance", 2))
