@@ -30,7 +30,8 @@ VARIANTS: dict[str, dict] = {
     "unet": {"skips": True},
     "bf16+unet": {"precision": "bf16", "upsample": "resize", "skips": True},
     "bf16+unet+l1": {"precision": "bf16", "upsample": "resize", "skips": True, "lambda_l1": 50.0, "lr": 5e-4},
-    "fast2": {"fast_repeat": 2},   # the fastest third of the training pairs twice per epoch
+    "fast1": {"fast_repeat": 1},   # the cpu preset before session 12 (each pair once per epoch)
+    "fast2": {"fast_repeat": 2},   # the fastest third of the training pairs twice per epoch (cpu preset now)
     "fast3": {"fast_repeat": 3},
 }
 
@@ -50,6 +51,7 @@ def run_variant(name: str, data: Path, out: Path, base: str, minutes: float, see
            "sharp_body": r.sharpness_body, "sharp_face": r.sharpness_face,
            "same_person": r.identity.same_person if r.identity else None,
            "id_dist": r.identity.distance if r.identity else None, "pose_dist": r.pose_generated.distance["all"],
+           **{f"body_{k}": v for k, v in r.body_ssim_by_motion.items()},
            "precision": json.loads((folder / "run" / "config.json").read_text())["train"]["precision"]}
     done.write_text(json.dumps(row, indent=2))
     return row
@@ -66,11 +68,11 @@ def main() -> None:
     a = ap.parse_args()
     a.output.mkdir(parents=True, exist_ok=True)
     cols = ("variant", "precision", "steps", "body_ssim", "face_ssim", "flicker_ratio", "sharp_body", "sharp_face",
-            "same_person", "id_dist", "pose_dist")
+            "same_person", "id_dist", "pose_dist", "body_slow", "body_middle", "body_fast")
     print(" | ".join(cols), flush=True)
     for name in a.variants:
         row = run_variant(name, a.data, a.output, a.preset, a.minutes, a.seed)
-        cells = [str(row[c]) if not isinstance(row[c], float) else f"{row[c]:.4f}" for c in cols]
+        cells = [str(row.get(c)) if not isinstance(row.get(c), float) else f"{row[c]:.4f}" for c in cols]
         print(" | ".join(cells), flush=True)
 
 

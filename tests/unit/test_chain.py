@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from dancenow.app.chain import ChainConfig, Ledger, chain_progress, run_stage, source_name, sources_of, stage_key
+from dancenow.app.chain import (ChainConfig, Ledger, _adopt_legacy_train, chain_progress, run_stage, source_name,
+                                sources_of, stage_key, train_inputs)
+from dancenow.config import preset
 from dancenow.errors import DancenowError, InputError
 
 
@@ -38,7 +40,7 @@ def test_changed_inputs_redo_the_stage_say_why_and_keep_the_old_output(tmp_path)
     run_stage(Ledger(tmp_path), "train", {"target": "b", "minutes": 2}, [tmp_path / "thing"],
               _work(tmp_path, calls, "v2"), logs.append)
     assert calls == ["v1", "v2"]
-    assert logs[0].startswith("train: the option(s) minutes, the target video changed: starting this stage afresh")
+    assert logs[0].startswith("train: the time budget, the target video changed: starting this stage afresh")
     assert (tmp_path / "previous" / f"thing-{old_key[:8]}" / "f.txt").read_text() == "v1"
     assert (tmp_path / "thing" / "f.txt").read_text() == "v2"
 
@@ -104,3 +106,50 @@ def test_one_chain_at_a_time_in_a_folder(tmp_path):
                 pass
     with _exclusive(tmp_path):  # released with its holder
         pass
+
+
+def test_training_is_keyed_on_what_was_asked_not_on_the_presets_values(monkeypatch):
+    from dancenow import config
+
+    asked = ChainConfig(minutes=5.0, train_changes=(("lr", 0.001),))
+    before = train_inputs(asked, "DATA")
+    assert before == {"data": "DATA", "preset": "cpu", "train_changes": {"lr": 0.001}, "minutes": 5.0}
+    # a later version improves the preset: a finished run is kept, an interrupted one resumes
+    monkeypatch.setitem(config.PRESETS, "cpu", preset("cpu").replace(fast_repeat=3, lambda_matte=5.0))
+    assert train_inputs(asked, "DATA") == before
+    assert stage_key(train_inputs(ChainConfig(minutes=5.0, train_changes=(("lr", 0.002),)), "DATA")) != stage_key(before)
+
+
+def _legacy_ledger(tmp_path, recorded):
+    """A ledger as versions before train_inputs wrote it: train keyed on the whole config."""
+    led = Ledger(tmp_path)
+    t_in = {"data": "DATA", "train": recorded, "minutes": 5.0}
+    old = stage_key(t_in)
+    led.set_stage("train", {"key": old, "inputs": t_in, "status": "done"})
+    e_in = {"run": old, "eval_frames": 48}
+    led.set_stage("evaluate", {"key": stage_key(e_in), "inputs": e_in, "status": "done"})
+    return old
+
+
+def test_a_legacy_ledger_is_re_keyed_not_retrained(tmp_path):
+    recorded = preset("cpu").replace(lr=0.001, fast_repeat=1).to_dict()   # an older cpu preset, lr asked for
+    _legacy_ledger(tmp_path, recorded)
+    inputs = train_inputs(ChainConfig(minutes=5.0, train_changes=(("lr", 0.001),)), "DATA")
+    led = Ledger(tmp_path)
+    _adopt_legacy_train(led, inputs)
+    calls, logs = [], []
+    rec, skipped = run_stage(Ledger(tmp_path), "train", inputs, [tmp_path / "run"], lambda: calls.append(1) or {},
+                             logs.append)
+    assert skipped and calls == [] and rec["key"] == stage_key(inputs)
+    e_in = Ledger(tmp_path).stages["evaluate"]["inputs"]
+    assert e_in["run"] == rec["key"] and Ledger(tmp_path).stages["evaluate"]["key"] == stage_key(e_in)
+
+
+def test_a_legacy_ledger_with_other_options_is_retrained(tmp_path):
+    old = _legacy_ledger(tmp_path, preset("cpu").replace(lr=0.001).to_dict())
+    for asked in (ChainConfig(minutes=5.0, train_changes=(("lr", 0.002),)),
+                  ChainConfig(minutes=5.0, preset="demo", train_changes=(("lr", 0.001),)),
+                  ChainConfig(minutes=6.0, train_changes=(("lr", 0.001),))):
+        led = Ledger(tmp_path)
+        _adopt_legacy_train(led, train_inputs(asked, "DATA"))
+        assert Ledger(tmp_path).stages["train"]["key"] == old

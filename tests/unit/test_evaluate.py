@@ -301,3 +301,26 @@ def test_evaluate_and_compare_cli_quiet(tiny, tmp_path, capsys):
     assert "body SSIM" in out and "compare.md" in out
     assert "frame/s" not in err  # no progress bars
     assert (tmp_path / "e" / "report.md").is_file() and (tmp_path / "c" / "compare.md").is_file()
+
+
+def test_body_ssim_by_motion_puts_each_frame_in_its_own_third(tiny, tmp_path, monkeypatch):
+    """Real frames everywhere but a blank one for the held-out frame that moves most: only the fast
+    third loses (the motion is the input pose's, measured from the frame before it)."""
+    from dancenow.pose.geometry import body_motion_in
+    from dancenow.transfer import pipeline
+
+    data = PreparedData.load(tiny["data"])
+    start, _ = data.split("val")
+    fastest = int(np.argmax(body_motion_in(data.poses.keypoints, start, start + 6)))
+
+    def frames(self, poses, *a, **k):
+        for i in range(len(poses)):
+            image = data.read_frame(start + i) * (i != fastest)
+            yield pipeline.TransferFrame(i, i, poses.keypoints[i], data.label(start + i), image.astype(np.uint8))
+
+    monkeypatch.setattr(pipeline.TransferPipeline, "frames_for", frames)
+    r = rep.evaluate(tiny["full"], tiny["data"], tmp_path / "one_blank", device="cpu",
+                     detector=FakeDetector(tiny["data"]), max_frames=6, progress=False)
+    thirds = r.body_ssim_by_motion
+    assert thirds["slow"] == pytest.approx(1.0) and thirds["middle"] == pytest.approx(1.0)
+    assert thirds["fast"] < 0.9

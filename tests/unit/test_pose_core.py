@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dancenow.errors import InputError
+from dancenow.pose.geometry import body_motion, body_motion_in, motion_thirds
 from dancenow.pose.normalize import NormConfig, apply_transforms, compute_stats, normalize_poses, source_transforms
 from dancenow.pose.render import RenderStyle, render_pose, stroke_widths
 from dancenow.pose.schema import B, BODY_COLORS, N_KEYPOINTS, NOSE, PoseSequence, empty_keypoints
@@ -222,3 +223,23 @@ def test_line_width_scales_with_image_size():
     assert 3.0 < big / small < 5.0
     assert stroke_widths(1024, 512)[0] > stroke_widths(256, 256)[0]
     assert render_pose(_figure(), 256, 256, RenderStyle(background=(255, 255, 255)))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_body_motion_is_the_fastest_point_seen_in_both_frames():
+    kp = np.zeros((4, N_KEYPOINTS, 3), np.float32)
+    kp[:, :3, 2] = 1.0
+    kp[:, 0, :2] = [[0, 0], [3, 4], [3, 4], [3, 10]]   # moves 5, 0, then 6 px
+    kp[:, 1, :2] = [[0, 0], [1, 0], [2, 0], [3, 0]]    # 1 px a frame
+    kp[2, 2, 2] = 0.0                                  # unseen in frame 2: its jump counts in neither 2 nor 3
+    kp[2, 2, :2] = [50, 50]
+    assert body_motion(kp).tolist() == [0.0, 5.0, 1.0, 6.0]
+    assert body_motion_in(kp, 2, 4).tolist() == [1.0, 6.0]    # frame 2 still measured from frame 1
+    assert body_motion_in(kp, 0, 2).tolist() == [0.0, 5.0] and body_motion_in(kp, 3, 3).size == 0
+    with pytest.raises(ValueError, match="frames"):
+        body_motion_in(kp, 2, 5)
+
+
+def test_motion_thirds_known_answer():
+    assert motion_thirds([0.0, 5.0, 1.0, 6.0, 2.0, 3.0]).tolist() == [0, 2, 0, 2, 1, 1]
+    assert motion_thirds([3.0, 1.0, 2.0, 0.0]).tolist() == [2, 0, 1, 0]  # 4 = 2 + 1 + 1
+    assert motion_thirds([1.0, 1.0, 1.0]).tolist() == [0, 1, 2]          # ties: the later counts as faster

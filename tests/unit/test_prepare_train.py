@@ -16,10 +16,10 @@ from dancenow.data.dataset import PairDataset, PreparedData, collate_pairs
 from dancenow.data.prepare import PrepareConfig, crop_box, person_extent, prepare
 from dancenow.errors import InputError
 from dancenow.pose.schema import PoseSequence, empty_keypoints
-from dancenow.train.loop import train, weights_digest
 from dancenow.pose.geometry import body_motion
-from dancenow.train.schedule import StepSampler, fast_repeats, lr_at, plan_stage_steps
 from dancenow.train.distributed import DistInfo
+from dancenow.train.loop import train, weights_digest
+from dancenow.train.schedule import StepSampler, fast_repeats, lr_at, plan_stage_steps
 
 
 def test_prepare_layout_split_and_rerun(tiny_data, tiny_clip, capsys):
@@ -77,13 +77,6 @@ def test_step_sampler_is_a_function_of_the_step():
 
 
 def test_fast_pairs_are_repeated_in_every_epoch():
-    kp = np.zeros((4, 137, 3), np.float32)
-    kp[:, :3, 2] = 1.0
-    kp[:, 0, :2] = [[0, 0], [3, 4], [3, 4], [3, 10]]   # moves 5, 0, then 6 px
-    kp[:, 1, :2] = [[0, 0], [1, 0], [2, 0], [3, 0]]    # 1 px a frame
-    kp[2, 2, 2] = 0.0                                  # unseen in frame 2: its jump counts in neither 2 nor 3
-    kp[2, 2, :2] = [50, 50]
-    assert body_motion(kp).tolist() == [0.0, 5.0, 1.0, 6.0]
     reps = fast_repeats([0.0, 5.0, 1.0, 6.0, 2.0, 3.0], 3)
     assert reps.tolist() == [1, 3, 1, 3, 1, 1]           # the fastest third, 3 times
     assert fast_repeats([5.0, 1.0, 6.0], 1).tolist() == [1, 1, 1]
@@ -94,8 +87,22 @@ def test_fast_pairs_are_repeated_in_every_epoch():
     assert once == list(StepSampler(6, 3, 0, 0, 12, 1, info))           # repeats of 1: the same order
     with pytest.raises(ValueError, match="repeats"):
         StepSampler(6, 3, 0, 0, 1, 1, info, np.zeros(6, int))
-    # a chain's ledger leaves the option out at its default (an upgrade does not retrain)
-    assert "fast_repeat" not in TrainConfig().record() and TrainConfig(fast_repeat=2).record()["fast_repeat"] == 2
+
+
+def test_the_repeated_order_resumes_mid_epoch():
+    reps = fast_repeats([0.0, 5.0, 1.0, 6.0, 2.0, 3.0], 2)  # 8 items an epoch
+    full = list(StepSampler(6, 3, 0, 0, 25, 1, DistInfo(), reps))
+    assert full[13:] == list(StepSampler(6, 3, 0, 13, 25, 1, DistInfo(), reps))  # from the middle of epoch 2
+    assert full[:8] != full[8:16] and sorted(full[:8]) == sorted(full[8:16])    # a fresh order, the same counts
+
+
+def test_pair_dataset_motion_is_each_pairs_own_frame(tiny_data):
+    data = PreparedData.load(tiny_data)
+    ds = PairDataset(data, "train")
+    whole = body_motion(data.poses.keypoints)
+    firsts = [int(collate_pairs([ds[k]]).index[0]) for k in (0, len(ds) - 1)]   # the frames items make
+    assert ds.motion().tolist() == whole[firsts[0]:firsts[1] + 1].tolist()
+    assert len(ds.motion()) == len(ds) and ds.motion().max() > 0
 
 
 def test_lr_schedule_constant_then_linear_decay():
@@ -140,9 +147,9 @@ def test_tiny_model_learns_to_reconstruct(tmp_path):
     assert np.mean(scores) > 0.9, scores
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_resume_equals_uninterrupted(tiny_data, tmp_path, ema):
-    cfg = tiny_train_config(global_steps=6, face_steps=4, checkpoint_every=100, ema_decay=ema)
+@pytest.mark.parametrize("ema, fast", [(0.0, 1), (0.9, 2)])
+def test_resume_equals_uninterrupted(tiny_data, tmp_path, ema, fast):
+    cfg = tiny_train_config(global_steps=6, face_steps=4, checkpoint_every=100, ema_decay=ema, fast_repeat=fast)
     a = train(tiny_data, tmp_path / "a", cfg, progress=False)
     part = train(tiny_data, tmp_path / "b", cfg, max_steps=4, progress=False)
     assert not part.finished

@@ -148,7 +148,8 @@ class Ledger:
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> str:
     """'the target video', 'the options (train)', ... : what differs between two stages' inputs."""
     words = {"target": "the target video", "source": "the source video", "data": "the prepared data",
-             "run": "the trained model"}
+             "run": "the trained model", "preset": "the preset", "train_changes": "the training options",
+             "minutes": "the time budget"}
     diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return ", ".join(words.get(k, f"the option(s) {k}") for k in diff) or "its inputs"
 
@@ -286,12 +287,13 @@ def _options(cfg: ChainConfig) -> dict[str, Any]:
 
 def _stages(led: Ledger, target: Path, sources: list[ChainSource], cfg: ChainConfig, log: Log) -> ChainResult:
     out, skipped = led.out, []
-    tcfg = cfg.train_config()
+    cfg.train_config()  # invalid training options fail here, before any slow work
     p_in = {"target": file_sha256(target), "prepare": config_record(cfg.prepare)}
     rec, s = run_stage(led, "prepare", p_in, [out / "data"],
                        lambda: _prepare_work(target, out, cfg), log)
     skipped += ["prepare"] if s else []
-    t_in = {"data": rec["key"], "train": tcfg.record(), "minutes": cfg.minutes}
+    t_in = train_inputs(cfg, rec["key"])
+    _adopt_legacy_train(led, t_in)
     t_rec, s = run_stage(led, "train", t_in, [out / "run"], lambda: _train_work(out, cfg, log), log)
     skipped += ["train"] if s else []
     e_in = {"run": t_rec["key"], "eval_frames": cfg.eval_frames}
@@ -308,6 +310,37 @@ def _stages(led: Ledger, target: Path, sources: list[ChainSource], cfg: ChainCon
     report = write_report(led)
     log(f"{out}: " + (", ".join(r.name for r in results) + ", " if results else "") + "report.md written")
     return ChainResult(out, tuple(results), report, tuple(skipped), t_rec.get("resumed_from"))
+
+
+def train_inputs(cfg: ChainConfig, data_key: str) -> dict[str, Any]:
+    """The train stage's inputs: what the user asked for (the preset by name, the options set on
+    it, the budget), not the preset's values, so a later version's better preset neither retrains
+    a finished run nor restarts an interrupted one (which resumes with the config it began with)."""
+    changes = json.loads(json.dumps(dict(cfg.train_changes), default=str))  # as the ledger will read them
+    return {"data": data_key, "preset": cfg.preset, "train_changes": changes, "minutes": cfg.minutes}
+
+
+def _adopt_legacy_train(led: Ledger, inputs: dict[str, Any]) -> None:
+    """A ledger from before `train_inputs` keyed its train stage on the whole config: the same data,
+    budget and preset name, with every option asked for now found in the recorded config, count as
+    unchanged; that stage and the stages made from it are re-keyed, not redone."""
+    rec = led.stages.get("train") or {}
+    old = rec.get("inputs", {})
+    recorded = old.get("train")
+    if not isinstance(recorded, dict):
+        return
+    if (old.get("data"), old.get("minutes"), recorded.get("preset")) != (inputs["data"], inputs["minutes"],
+                                                                         inputs["preset"]):
+        return
+    if any(recorded.get(k) != v for k, v in inputs["train_changes"].items()):
+        return
+    old_key, new_key = rec["key"], stage_key(inputs)
+    led.stages["train"] = {**rec, "key": new_key, "inputs": inputs}
+    for r in led.stages.values():
+        if r.get("inputs", {}).get("run") == old_key:
+            r["inputs"] = {**r["inputs"], "run": new_key}
+            r["key"] = stage_key(r["inputs"])
+    led.update()
 
 
 def _prepare_work(target: Path, out: Path, cfg: ChainConfig) -> dict[str, Any]:

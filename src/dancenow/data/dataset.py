@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dancenow.errors import InputError
-from dancenow.pose.geometry import body_motion
+from dancenow.pose.geometry import body_motion_in
 from dancenow.pose.reference import ReferenceBank, choose_bank
 from dancenow.pose.render import RenderStyle, render_crop, render_input, render_pose
 from dancenow.pose.schema import PoseSequence
@@ -189,8 +189,9 @@ class PairDataset(Dataset):
 
     def motion(self) -> np.ndarray:
         """Item k's body motion (pixels the fastest body point moved from frame t-1 to t)."""
-        t0 = self.start + 1
-        return body_motion(self.data.poses.keypoints[t0 - 1:t0 + len(self)])[1:]
+        if len(self) == 0:
+            return np.zeros(0, dtype=np.float64)
+        return body_motion_in(self.data.poses.keypoints, self.start + 1, self.start + 1 + len(self))
 
     def _frame(self, i: int) -> np.ndarray:
         if self._cache is None:

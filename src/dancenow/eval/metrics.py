@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from dancenow.pose.geometry import Box, body_box, clamp_box, person_height
+from dancenow.pose.geometry import Box, body_box, clamp_box, motion_thirds, person_height
 from dancenow.pose.schema import BODY, FACE, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
 from dancenow.similarity import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA, SSIM_TRUNCATE, crop, psnr, ssim, ssim_map
 
@@ -227,14 +227,14 @@ MOTION_THIRDS = ("slow", "middle", "fast")
 
 def by_motion(scores: Sequence[float], motion: Sequence[float]) -> dict[str, float]:
     """Mean of per-frame `scores` over the slowest, middle and fastest third of the frames by
-    `motion` (ties by position; NaN scores, frames without a score, left out of the means)."""
+    `motion` (`pose.geometry.motion_thirds`; NaN scores, frames without a score, left out)."""
     s, m = np.asarray(scores, np.float64), np.asarray(motion, np.float64)
     if s.shape != m.shape:
         raise ValueError(f"by_motion: {s.shape} scores but {m.shape} motions")
-    parts = np.array_split(np.argsort(m, kind="stable"), 3)
+    thirds = motion_thirds(m)
     out = {}
-    for name, idx in zip(MOTION_THIRDS, parts):
-        v = s[idx]
+    for k, name in enumerate(MOTION_THIRDS):
+        v = s[thirds == k]
         v = v[np.isfinite(v)]
         out[name] = float(v.mean()) if v.size else math.nan
     return out

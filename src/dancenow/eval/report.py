@@ -61,7 +61,7 @@ from dancenow.eval.metrics import (
     psnr,
     ssim,
 )
-from dancenow.pose.geometry import body_motion
+from dancenow.pose.geometry import body_motion_in
 from dancenow.pose.render import crop_keypoints
 from dancenow.pose.schema import BODY, PoseSequence
 from dancenow.run import RunConfig, RunDir, load_trained
@@ -387,7 +387,7 @@ class _Accumulator:
     def body_by_motion(self) -> dict[str, float]:
         """Body SSIM over the held-out frames' thirds by body motion (`eval.metrics.by_motion`)."""
         data, a, b = self.ref.data, self.ref.start, self.ref.stop
-        motion = body_motion(data.poses.keypoints[max(0, a - 1):b])[-(b - a):]
+        motion = body_motion_in(data.poses.keypoints, a, b)
         return by_motion([self.body_ssim.get(k, math.nan) for k in range(b - a)], motion)
 
     def crop_scores(self, part: str) -> CropScores:

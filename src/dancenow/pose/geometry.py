@@ -153,6 +153,29 @@ def body_motion(keypoints: np.ndarray, conf_thr: float = CONF) -> np.ndarray:
     return out
 
 
+def body_motion_in(keypoints: np.ndarray, start: int, stop: int, conf_thr: float = CONF) -> np.ndarray:
+    """`body_motion` of frames [start, stop) of a longer sequence: frame `start` is measured from
+    frame start-1 (0 when start is 0), as in the whole sequence."""
+    if not 0 <= start <= stop <= len(keypoints):
+        raise ValueError(f"body_motion_in: frames [{start}, {stop}) of {len(keypoints)}")
+    if stop == start:
+        return np.zeros(0, dtype=np.float64)
+    return body_motion(np.asarray(keypoints)[max(0, start - 1):stop], conf_thr)[-(stop - start):]
+
+
+def motion_thirds(motion: np.ndarray) -> np.ndarray:
+    """Which third of the frames by `motion` each frame is in: (T,) -> (T,) int, 0 the slowest,
+    2 the fastest (the stable ascending order split as np.array_split does: the slower thirds
+    take the remainder, and of equal motions the later frame counts as the faster)."""
+    m = np.asarray(motion, dtype=np.float64)
+    if m.ndim != 1:
+        raise ValueError(f"motion_thirds: motion must be (T,), got {m.shape}")
+    out = np.zeros(len(m), dtype=np.int64)
+    for third, idx in enumerate(np.array_split(np.argsort(m, kind="stable"), 3)):
+        out[idx] = third
+    return out
+
+
 def resample_indices(timestamps: np.ndarray, fps: float | None, start: float | None = None,
                      end: float | None = None) -> tuple[np.ndarray, float]:
     """Frame index for every output tick, and the output fps: the one resampling rule.

@@ -14,13 +14,12 @@ import torch
 from torch.utils.data import Sampler
 
 from dancenow.config import TrainConfig
+from dancenow.pose.geometry import motion_thirds
 from dancenow.train.distributed import DistInfo, broadcast_int
 
 CALIBRATION_STEPS = 4
 REPLAN_EVERY = 50
 STAGE_FRACTION = {"global": 0, "local": 1, "face": 2}  # index into TrainConfig.time_fractions
-FAST_FRACTION = 1 / 3     # the share of training pairs `fast_repeat` shows more often (the fastest
-                          # third of the held-out frames scored 0.72 body SSIM, the slowest 0.82)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -88,14 +87,13 @@ class BudgetPlanner:
         return broadcast_int(total, self.info, self.device)
 
 
-def fast_repeats(motion: np.ndarray, repeat: int, fraction: float = FAST_FRACTION) -> np.ndarray:
-    """How often each item appears in an epoch: `repeat` times for the `fraction` of items that
-    move fastest (`motion`, one value per item; ties broken by position), once for the rest."""
-    motion = np.asarray(motion, dtype=np.float64)
+def fast_repeats(motion: np.ndarray, repeat: int) -> np.ndarray:
+    """How often each item appears in an epoch: `repeat` times for the third of the items that
+    move fastest (`motion`, one value per item; `pose.geometry.motion_thirds`, the thirds
+    `evaluate` reports), once for the rest."""
     out = np.ones(len(motion), dtype=np.int64)
-    k = int(round(len(motion) * fraction))
-    if repeat > 1 and k > 0:
-        out[np.argsort(-motion, kind="stable")[:k]] = repeat
+    if repeat > 1:
+        out[motion_thirds(motion) == 2] = repeat
     return out
 
 
