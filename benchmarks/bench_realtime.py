@@ -8,7 +8,7 @@ load that comes and goes on a shared machine hits every case alike).
 1. generation, `cpu` preset, 256 px and 512 px frames (an untrained network: speed does not
    depend on training): eager fp32 of the generator before session 6 (an untrained copy with the
    old architecture, see `_before_model`), eager fp32 (today), eager bf16 autocast, ONNX Runtime
-   fp32, OpenVINO fp32 and bf16; frames/s, x before, x eager, and the largest pixel difference to eager fp32 over the
+   fp32, OpenVINO fp32, bf16 and int8; frames/s, x before, x eager, and the largest pixel difference to eager fp32 over the
    whole temporal chain. `--run` adds the differences on a trained run (they depend on weights).
 2. pose detection at 512 px: the offline mode (every part every frame) vs tracking mode, each
    frame by frame and streamed (`HolisticDetector.detect_stream`: the next frame's body model runs
@@ -133,6 +133,8 @@ def bench_generation(run: Path, keypoints: np.ndarray, rounds: int, title: str) 
         cases["openvino fp32"] = build_generator_for(model, "openvino", "fp32")
         if bf16_units:
             cases["openvino bf16"] = build_generator_for(model, "openvino", "bf16")
+        if "onnx" in have:  # int8: asked for only (auto never picks it); quantized with ORT's tools
+            cases["openvino int8 (body)"] = build_generator_for(model, "openvino", "int8")
     for g in cases.values():
         for a in args[:3]:
             g(*a)  # warm-up (graph compilation, first shapes)
@@ -150,8 +152,9 @@ def bench_generation(run: Path, keypoints: np.ndarray, rounds: int, title: str) 
     if not bf16_units:
         print("  bf16 left out: this CPU has no bf16 units (autocast emulates it, 0.3 frames/s at 256 px)")
     for k in cases:
+        d = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(outs[k], ref)]
         diff = ("(other network)" if "before" in k else
-                f"{max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(outs[k], ref))}/255")
+                f"{max(int(x.max()) for x in d)}/255 (mean {np.mean([x.mean() for x in d]):.2f})")
         print(f"  {k:40s} {fps[k]:7.1f} frames/s  x{fps[k] / before:5.2f} before  x{fps[k] / base:5.2f} eager  "
               f"max diff to eager fp32 {diff}")
 

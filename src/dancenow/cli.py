@@ -166,7 +166,8 @@ def cmd_export(a: argparse.Namespace) -> int:
 def cmd_live(a: argparse.Namespace) -> int:
     from dancenow.transfer.live import LiveConfig, run_live
 
-    cfg = LiveConfig(calibration_s=a.calibration, backend=a.backend, pipelined=not a.one_stage)
+    cfg = LiveConfig(calibration_s=a.calibration, backend=a.backend, precision=a.precision,
+                     pipelined=not a.one_stage)
     r = run_live(a.model, a.camera if a.input is None else a.input, cfg, window=a.window, serve=a.serve,
                  port=a.port, output=a.output, max_seconds=a.seconds)
     print(r.describe())
@@ -362,8 +363,9 @@ def _transfer_args(add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--start", type=float, help="start time in the source, seconds")
     sp.add_argument("--end", type=float, help="end time in the source, seconds")
     sp.add_argument("--device", default="auto")
-    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                    help="torch: autocast precision; openvino: fp32 or bf16 (auto chooses its own)")
+    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
+                    help="torch: autocast precision; openvino: fp32, bf16 or int8; onnx: fp32 or int8 "
+                         "(auto chooses its own and never int8)")
     sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"],
                     help="auto (default): measure the installed backends on the first frames and keep the "
                          "fastest whose frames stay within 2/255 of eager PyTorch fp32")
@@ -386,6 +388,9 @@ def _transfer_args(add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--calibration", type=float, default=4.0,
                     help="seconds of calibration: stand where you will dance, step forward and back (default 4)")
     sp.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"])
+    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                    help="with --backend openvino (or onnx, fp32 / int8): int8 quantizes the body generator "
+                         "(faster, a little off the fp32 frames; auto never chooses it)")
     sp.add_argument("--one-stage", action="store_true",
                     help="pose and generation one after the other on one thread: less latency, fewer "
                          "frames/s (default: the two overlap on two threads)")

@@ -147,3 +147,30 @@ def test_full_resolution_faces_match_eager_on_the_onnx_backend(hr_run):
         if fa is not None:
             assert fa.shape == (model.face_hr_size,) * 2 + (3,)
             assert int(np.abs(fa.astype(int) - fb.astype(int)).max()) <= TOLERANCE
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_int8_is_quantized_and_close_to_eager(tiny_run, backend):
+    if backend not in available_backends() or "onnx" not in available_backends():
+        pytest.skip(f"{backend} or onnxruntime not installed")
+    import onnx
+
+    from dancenow.transfer.backend import (_window_inputs, export_face_net, export_window_net, quantize_window_net,
+                                           window_net_inputs)
+
+    model, chain = _chain(tiny_run)
+    body = export_window_net(model)
+    samples = _window_inputs(model, body, export_face_net(model), n=4)
+    names = window_net_inputs(model.generator)
+    assert len(samples) == 4 and all(len(s) == len(names) for s in samples)  # one frame's inputs each
+    q = onnx.load_from_string(quantize_window_net(body, samples, names))
+    ops = {n.op_type for n in q.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # really quantized
+    assert sum(i.data_type == onnx.TensorProto.INT8 for i in q.graph.initializer) > 0  # int8 weights
+    ref = _frames(Generator(model), chain)
+    out = _frames(build_generator_for(model, backend, "int8"), chain)
+    diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(out, ref)]
+    assert max(d.max() for d in diffs) > 0  # not the fp32 graph
+    assert np.mean([d.mean() for d in diffs]) < 2.0  # on average within 2 levels of 255
+    with pytest.raises(DancenowError, match="int8 runs on the onnx or openvino"):
+        build_generator_for(model, "torch", "int8")

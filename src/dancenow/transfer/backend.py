@@ -16,6 +16,12 @@ candidate whose frames differ from eager fp32 by more than `TOLERANCE` (2/255 pe
 refused (a bf16 one by more than 1/255: its error grows along the temporal chain), and the
 fastest of the others is picked. bf16 is never taken on trust: its error
 depends on the trained weights, so it is measured on this model.
+
+int8 (`precision="int8"`, onnx or openvino backends, asked for, never chosen by "auto"): the body's
+window graph quantized after training (`quantize_window_net`: uint8 activations, int8 weights per
+output channel, QDQ form, activation ranges from the fp32 graph's own inputs on
+`calibration_chain`); the face graph stays fp32. Its frames are not the eager frames within
+`TOLERANCE` (a few pixels differ by tens of levels), so "auto" leaves it out.
 """
 
 from __future__ import annotations
@@ -152,14 +158,15 @@ def onnx_runner(graph: bytes, threads: int | None = None) -> Runner:
 
 
 def openvino_runner(graph: bytes, precision: str = "fp32", threads: int | None = None) -> Runner:
-    """An OpenVINO CPU compiled model for `graph` at `precision` ("fp32" or "bf16")."""
+    """An OpenVINO CPU compiled model for `graph` at `precision` ("fp32" or "bf16"; "int8": a
+    quantized (QDQ) graph, its quantized convolutions in int8, the rest fp32)."""
     import openvino as ov
 
-    if precision not in ("fp32", "bf16"):
-        raise DancenowError(f"openvino precision must be fp32 or bf16, got {precision!r}")
+    if precision not in ("fp32", "bf16", "int8"):
+        raise DancenowError(f"openvino precision must be fp32, bf16 or int8, got {precision!r}")
     core = ov.Core()
     compiled = core.compile_model(core.read_model(graph), "CPU", {
-        "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16",
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
     })
@@ -173,12 +180,47 @@ def openvino_runner(graph: bytes, precision: str = "fp32", threads: int | None =
 
 def make_runner(graph: bytes, backend: str, precision: str = "fp32", threads: int | None = None) -> Runner:
     if backend == "onnx":
-        if precision != "fp32":
-            raise DancenowError("the onnx backend runs fp32 only (ONNX Runtime has no bf16 CPU kernels)")
+        if precision not in ("fp32", "int8"):
+            raise DancenowError("the onnx backend runs fp32 or int8 (ONNX Runtime has no bf16 CPU kernels)")
         return onnx_runner(graph, threads)
     if backend == "openvino":
         return openvino_runner(graph, precision, threads)
     raise DancenowError(f"no graph runner for backend {backend!r}")
+
+
+def quantize_window_net(graph: bytes, samples: Sequence[Sequence[np.ndarray]], names: Sequence[str]) -> bytes:
+    """An int8 copy of the window graph `graph` (ONNX Runtime's static quantization, QDQ form:
+    uint8 activations, int8 weights per output channel), the activations' ranges the min-max
+    over `samples` (the graph's inputs, in `names` order, on a few representative frames)."""
+    import logging
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    if not samples:
+        raise DancenowError("int8 quantization needs at least one calibration frame")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(samples)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else dict(zip(names, x))
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice on pre-processing and constant biases, per layer
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, out = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            src.write_bytes(graph)
+            quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            return out.read_bytes()
+    finally:
+        root.setLevel(level)
 
 
 # ------------------------------------------------------------------ frames around the graphs (numpy)
@@ -363,6 +405,8 @@ def build_generator_for(model: TrainedModel, backend: str, precision: str = "fp3
     """A frame generator (`Generator` or `ArrayGenerator`) of one backend and precision. threads:
     the graph runtimes' threads (None: torch's count; eager PyTorch always uses torch's count)."""
     if backend == "torch":
+        if precision == "int8":
+            raise DancenowError("int8 runs on the onnx or openvino backend (--backend openvino --precision int8)")
         return Generator(model, precision)
     if backend not in available_backends():
         raise DancenowError(f"backend {backend} is not installed (pip install "
@@ -370,8 +414,30 @@ def build_generator_for(model: TrainedModel, backend: str, precision: str = "fp3
     if model.device.type != "cpu":
         raise DancenowError(f"backend {backend} runs on the CPU; the model is on {model.device}")
     body, face = graphs or (export_window_net(model), export_face_net(model))
+    face_precision = precision
+    if precision == "int8":
+        if "onnx" not in available_backends():
+            raise DancenowError("int8 needs ONNX Runtime's quantization (pip install onnxruntime)")
+        body, face_precision = quantize_window_net(body, _window_inputs(model, body, face), window_net_inputs(
+            model.generator)), "fp32"
     return ArrayGenerator.for_model(model, make_runner(body, backend, precision, threads),
-                                    None if face is None else make_runner(face, backend, precision, threads))
+                                    None if face is None else make_runner(face, backend, face_precision, threads))
+
+
+def _window_inputs(model: TrainedModel, body: bytes, face: bytes | None, n: int = 16) -> list[list[np.ndarray]]:
+    """The window graph's inputs on `calibration_chain(model, n)`, generated in fp32 (ONNX Runtime)."""
+    fp32 = onnx_runner(body)
+    seen: list[list[np.ndarray]] = []
+
+    def recording(inputs: Sequence[np.ndarray]) -> np.ndarray:
+        seen.append([a.copy() for a in inputs])
+        return fp32(inputs)
+
+    gen = ArrayGenerator.for_model(model, recording, None if face is None else onnx_runner(face))
+    chain = calibration_chain(model, n)
+    for args in zip(chain.labels, chain.boxes, chain.face_labels):
+        gen(*args)
+    return seen
 
 
 def candidates(model: TrainedModel) -> list[tuple[str, str]]:
