@@ -189,8 +189,6 @@ class PairDataset(Dataset):
 
     def motion(self) -> np.ndarray:
         """Item k's body motion (pixels the fastest body point moved from frame t-1 to t)."""
-        if len(self) == 0:
-            return np.zeros(0, dtype=np.float64)
         return body_motion_in(self.data.poses.keypoints, self.start + 1, self.start + 1 + len(self))
 
     def _frame(self, i: int) -> np.ndarray:
