@@ -33,6 +33,8 @@ VARIANTS: dict[str, dict] = {
     "fast1": {"fast_repeat": 1},   # the cpu preset before session 12 (each pair once per epoch)
     "fast2": {"fast_repeat": 2},   # the fastest third of the training pairs twice per epoch (cpu preset now)
     "fast3": {"fast_repeat": 3},
+    "detail50": {"lambda_detail": 50.0},     # session 15: tile-wise fine-detail loss
+    "l1end0.2": {"l1_end_fraction": 0.2},    # session 15: L1 falls to a fifth of itself over the LR decay
 }
 
 

@@ -14,7 +14,8 @@ load that comes and goes on a shared machine hits every case alike).
    frame by frame and streamed (`HolisticDetector.detect_stream`: the next frame's body model runs
    while this frame's face and hands do; the same keypoints).
 3. end-to-end, frame by frame (detect + normalize + render + generate; encoding separate):
-   today's (offline detector, eager fp32) vs live's engine (tracking, the auto backend), on
+   today's (offline detector, eager fp32) vs live's engine (tracking, the auto backend; and with
+   OpenVINO int8 where OpenVINO and ONNX Runtime are installed), on
    `--run` when given (its weights decide whether bf16 is within tolerance), else untrained.
 4. live mode: the source's frames (forwards, backwards, forwards) played as a 30 frames/s camera
    into `drive` (drops instead of queueing), one stage after the other and pipelined (pose ||
@@ -215,6 +216,9 @@ def bench_end_to_end(run: Path, frames: list[np.ndarray], kp_all: np.ndarray, fp
     w, h = model.size
     print(f"\n[end to end, {w}x{h} {run.name}, {len(frames)} frames] live's backend: {live.generator.choice.describe()}")
     cases = {"today (offline, eager)": TodayEngine(model, kp_all, fps_src), "live engine": live}
+    if {"onnx", "openvino"} <= set(available_backends()):  # int8: asked for only, never auto's choice
+        cases["live engine, int8"] = LiveEngine(model, LiveConfig(calibration_s=0.0, backend="openvino",
+                                                                  precision="int8"))
     outs = []
 
     def step(k, eng, i):
@@ -232,8 +236,8 @@ def bench_end_to_end(run: Path, frames: list[np.ndarray], kp_all: np.ndarray, fp
             wr.write(o)
     enc = len(outs) / (time.perf_counter() - t)
     print(f"  encoding alone         {enc:7.1f} frames/s; live engine + encoding {1 / (1 / fps['live engine'] + 1 / enc):.1f}")
-    live.detector.close()
-    cases["today (offline, eager)"].det.close()
+    for k, eng in cases.items():
+        (eng.det if k.startswith("today") else eng.detector).close()
 
     camera_fps = 30.0  # the clip's frames played as a 30 frames/s camera: more than the engine makes
     played = frames + frames[::-1] + frames  # 3x as long, no jump at the joins

@@ -157,9 +157,9 @@ def cmd_transfer(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from dancenow.transfer.export import export_onnx
 
-    r = export_onnx(a.model, a.output)
+    r = export_onnx(a.model, a.output, a.precision)
     face = f" and {r.face_model}" if r.face_model else ""
-    print(f"{r.model}{face}: written (person spec, render style and plate in the ONNX metadata)")
+    print(f"{r.model}{face}: written, {a.precision} (person spec, render style and plate in the ONNX metadata)")
     return 0
 
 
@@ -374,6 +374,8 @@ def _transfer_args(add: Callable[..., argparse.ArgumentParser]) -> None:
     sp = add("export", cmd_export, "write a trained run as ONNX (person spec, render style, plate in its metadata)")
     sp.add_argument("model", help="trained run folder")
     sp.add_argument("-o", "--output", required=True, help="model.onnx (a face GAN goes to model.face.onnx)")
+    sp.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                    help="int8: the body graph quantized (faster on CPU, frames within a few levels of fp32)")
 
     sp = add("live", cmd_live, "live mirror: camera or stream -> pose -> the target dancing, frame by frame")
     sp.add_argument("--model", required=True, help="trained run folder")

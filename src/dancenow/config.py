@@ -55,6 +55,9 @@ class TrainConfig:
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
     lambda_l1: float = 0.0
+    l1_end_fraction: float = 1.0     # L1's weight at the end of the LR decay, as a fraction of lambda_l1
+                                     # (falls with the learning rate over the decay part; 1: constant)
+    lambda_detail: float = 0.0       # L1 between tile maps of local detail (RMS Laplacian, 8x8 tiles)
     lambda_ssim: float = 0.0         # 1 - SSIM (11-tap Gaussian window) of the generated and real frames
     lambda_temporal: float = 0.0     # L1 between the generated and the real change from frame t-1 to t
     lambda_matte: float = 0.0        # L1 between the alpha and the real frame's person matte (data's mattes/)
@@ -96,6 +99,8 @@ class TrainConfig:
             raise ValueError("local_steps > 0 needs use_local_enhancer")
         if self.lambda_matte > 0 and not self.use_background:
             raise ValueError("lambda_matte > 0 needs use_background (the matte supervises the alpha)")
+        if not 0.0 <= self.l1_end_fraction <= 1.0:
+            raise ValueError(f"l1_end_fraction must be in [0, 1], got {self.l1_end_fraction}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         object.__setattr__(self, "time_fractions", tuple(float(f) for f in self.time_fractions))

@@ -106,11 +106,29 @@ def test_export_round_trip_with_onnxruntime_alone(tiny_run, tmp_path):
     assert max_difference(out, ref) <= TOLERANCE
 
 
+def test_int8_export_round_trip_is_quantized_and_close(tiny_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from dancenow.transfer.export import export_onnx, load_onnx
+
+    res = export_onnx(tiny_run, tmp_path / "tiny8.onnx", precision="int8")
+    proto = onnx.load(str(res.model))
+    assert {p.key: p.value for p in proto.metadata_props}["dancenow.precision"] == "int8"
+    assert "QuantizeLinear" in {n.op_type for n in proto.graph.node}
+    model, chain = _chain(tiny_run)
+    out = _frames(load_onnx(res.model).generator, chain)  # ONNX Runtime alone, from the files
+    diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(out, _frames(Generator(model), chain))]
+    assert max(d.max() for d in diffs) > 0 and np.mean([d.mean() for d in diffs]) < 2.0
+
+
 def test_export_refuses_bad_names_and_files(tiny_run, tmp_path):
     from dancenow.transfer.export import export_onnx, load_onnx
 
     with pytest.raises(InputError, match="must end in .onnx"):
         export_onnx(tiny_run, tmp_path / "model.bin")
+    with pytest.raises(InputError, match="precision"):
+        export_onnx(tiny_run, tmp_path / "model.onnx", precision="fp16")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(InputError, match="bad.onnx"):

@@ -9,8 +9,9 @@ from torch import nn
 
 from dancenow.config import PRESETS
 from dancenow.models.generator import GeneratorConfig, GlobalGenerator
-from dancenow.models.losses import ssim_loss
+from dancenow.models.losses import detail_loss, ssim_loss
 from dancenow.similarity import ssim
+from dancenow.train.schedule import l1_weight_at, lr_at
 from dancenow.train.steps import drop_previous
 
 
@@ -44,6 +45,41 @@ def test_ssim_loss_stays_finite_under_bf16_autocast():
         v = ssim_loss(x.bfloat16(), y.bfloat16())
     assert v.dtype == torch.float32 and 0.0 < v.item() < 0.1
     assert v.item() == pytest.approx(ssim_loss(x.bfloat16().float(), y.bfloat16().float()).item(), abs=1e-4)
+
+
+def _textured(seed: int = 0) -> torch.Tensor:
+    """A smooth image with fine stripes and speckle: detail that a blur removes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:64, 0:48]
+    grey = 0.5 + 0.3 * np.sin(xx * 1.3) * np.cos(yy * 0.9) + 0.1 * rng.standard_normal((64, 48))
+    return torch.from_numpy(np.clip(grey, 0, 1)).float().expand(1, 3, 64, 48) * 2 - 1
+
+
+def test_detail_loss_sees_blur_and_tolerates_a_shift():
+    x = _textured()
+    blurred = nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    shifted = torch.roll(x, 1, dims=3)
+    assert detail_loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    d_blur, d_shift = detail_loss(blurred, x).item(), detail_loss(shifted, x).item()
+    l1_blur, l1_shift = (blurred - x).abs().mean().item(), (shifted - x).abs().mean().item()
+    assert d_blur > 4 * d_shift  # detail: the blur is far worse than the shift ...
+    assert l1_shift > l1_blur    # ... where L1 prefers the blur
+    blurred.requires_grad_(True)
+    detail_loss(blurred, x).backward()
+    assert blurred.grad is not None and blurred.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="shapes differ"):
+        detail_loss(x, x[..., :40])
+
+
+def test_l1_weight_falls_with_the_learning_rate_to_its_end_fraction():
+    cfg = PRESETS["cpu"].replace(lambda_l1=50.0, l1_end_fraction=0.2, decay_fraction=0.5)
+    w = [l1_weight_at(cfg, lr_at(cfg, s, 100)) for s in range(101)]
+    assert w[0] == w[50] == 50.0 and w[100] == pytest.approx(10.0)
+    assert all(a >= b for a, b in zip(w, w[1:]))
+    const = PRESETS["cpu"].replace(l1_end_fraction=1.0)
+    assert {l1_weight_at(const, lr_at(const, s, 100)) for s in range(101)} == {const.lambda_l1}
+    with pytest.raises(ValueError, match="l1_end_fraction"):
+        PRESETS["cpu"].replace(l1_end_fraction=1.5)
 
 
 def test_previous_frame_dropout_is_a_fixed_draw_per_step():

@@ -154,3 +154,25 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
         s = ((2 * ua * ub + c1) * (2 * vab + c2)) / ((ua * ua + ub * ub + c1) * (va + vb + c2))
         return 1.0 - s.mean()
+
+
+def detail_loss(x: torch.Tensor, y: torch.Tensor, patch: int = 8) -> torch.Tensor:
+    """How unlike the target's local detail x's is, position-tolerant: the root mean square
+    4-neighbour Laplacian of the grey levels (in [0, 1]) over `patch` x `patch` tiles, L1
+    between the two images' tile maps. A blurred x scores above 0 even where it is in place;
+    an x shifted by a pixel or two scores little (unlike L1, which then prefers the blur).
+    Matches what `eval.metrics.sharpness` measures, tile by tile. (B, C, H, W) in [-1, 1];
+    float32 outside autocast; the target y gets no gradient; H, W >= 3."""
+    if x.shape != y.shape:
+        raise ValueError(f"detail_loss: shapes differ {tuple(x.shape)} vs {tuple(y.shape)}")
+    if min(x.shape[-2:]) < 3:
+        raise ValueError(f"detail_loss: images must be at least 3 pixels, got {tuple(x.shape[-2:])}")
+    with torch.autocast(x.device.type, enabled=False):
+        k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=x.device).view(1, 1, 3, 3)
+
+        def tiles(t: torch.Tensor) -> torch.Tensor:
+            grey = (t.float().mean(dim=1, keepdim=True) + 1.0) * 0.5
+            lap = nn.functional.conv2d(grey, k)
+            return (nn.functional.avg_pool2d(lap * lap, patch, stride=patch, ceil_mode=True) + 1e-6).sqrt()
+
+        return nn.functional.l1_loss(tiles(x), tiles(y.detach()))

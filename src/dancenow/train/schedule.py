@@ -30,6 +30,13 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * max(0.0, 1.0 - (step - start) / max(1, total - start))
 
 
+def l1_weight_at(cfg: TrainConfig, lr: float) -> float:
+    """lambda_l1 at a step whose learning rate is `lr`: constant while the rate is, then falling
+    with it to `l1_end_fraction` of itself (less averaging of what the GAN sharpens, late on)."""
+    f = cfg.l1_end_fraction
+    return cfg.lambda_l1 * (f + (1.0 - f) * min(1.0, lr / cfg.lr)) if cfg.lr > 0 else cfg.lambda_l1
+
+
 def plan_config(cfg: TrainConfig, face_hr: bool) -> TrainConfig:
     """The config a time budget is shared by: a face stage at full resolution (costlier steps,
     and where identity is won: 400 -> 1200 face steps took the same-person share from 0.80 to

@@ -5,7 +5,8 @@ body_step (temporal smoothing as in the paper):
     D judges (pose_{t-1}, pose_t, frame_{t-1}, frame_t), real vs generated;
     G loss = LSGAN + lambda_feat * feature matching + lambda_vgg * VGG (+ lambda_l1 * L1
     + lambda_ssim * (1 - SSIM) + lambda_temporal * L1 of the frame-to-frame change
-    + lambda_matte * L1 of the alpha against the real frames' person mattes); with
+    + lambda_matte * L1 of the alpha against the real frames' person mattes + lambda_detail *
+    the tile-wise difference of fine detail; the L1 weight may fall over the LR decay); with
     prev_dropout, some steps make frame t from a blank previous frame instead of fake_{t-1}.
 face_step: G frozen; a residual face generator refines the face crop of fake_t and a
 70x70 PatchGAN judges (pose crop, face crop). Where the data has full-resolution faces, the
@@ -29,12 +30,13 @@ from dancenow.config import TrainConfig
 from dancenow.data.dataset import PairSample
 from dancenow.device import autocast
 from dancenow.models.face import upsample_face
-from dancenow.models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, ssim_loss
+from dancenow.models.losses import GANLoss, VGGPerceptualLoss, detail_loss, feature_matching_loss, ssim_loss
 from dancenow.models.person import crop_windows, person_windows
 from dancenow.pose.reference import ReferenceBank
 from dancenow.pose.render import STICK_CHANNELS
 from dancenow.tensors import crop_faces
 from dancenow.train.distributed import DistInfo, all_reduce_sum
+from dancenow.train.schedule import l1_weight_at
 from dancenow.train.stages import Stage
 
 
@@ -98,7 +100,9 @@ def _matte_loss(b: PairSample, alphas: tuple[torch.Tensor | None, torch.Tensor |
 
 def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: torch.Tensor | None,
                       fake: torch.Tensor, fake_pair: torch.Tensor, real_pair: torch.Tensor,
-                      alphas: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> dict[str, torch.Tensor]:
+                      alphas: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None),
+                      lambda_l1: float | None = None) -> dict[str, torch.Tensor]:
+    """The G losses, weighted; lambda_l1: this step's L1 weight (None: cfg.lambda_l1)."""
     cfg, D = ctx.cfg, _unwrap(stage.train_views["D"])
     D.requires_grad_(False)
     pred_fake = D(fake_pair)
@@ -107,13 +111,16 @@ def _generator_losses(ctx: StepContext, stage: Stage, b: PairSample, fake_prev: 
     zero = torch.zeros((), device=ctx.device)
     losses = {"G_gan": ctx.gan(pred_fake, True),
               "G_feat": feature_matching_loss(pred_fake, pred_real, cfg.n_layers_D, cfg.num_D) * cfg.lambda_feat,
-              "G_vgg": zero, "G_l1": zero, "G_ssim": zero, "G_temporal": zero, "G_matte": zero}
+              "G_vgg": zero, "G_l1": zero, "G_ssim": zero, "G_temporal": zero, "G_matte": zero, "G_detail": zero}
     pairs = [(fake, b.image, b.label)] + ([(fake_prev, b.image_prev, b.label_prev)] if fake_prev is not None else [])
     if ctx.vgg is not None and cfg.lambda_vgg > 0:
         vp = pairs if cfg.vgg_on_both_frames else pairs[:1]
         losses["G_vgg"] = sum(_vgg(ctx, stage, f, r, lab) for f, r, lab in vp) / len(vp) * cfg.lambda_vgg
-    if cfg.lambda_l1 > 0:
-        losses["G_l1"] = sum(nn.functional.l1_loss(f.float(), r.float()) for f, r, _ in pairs) / len(pairs) * cfg.lambda_l1
+    l1 = cfg.lambda_l1 if lambda_l1 is None else lambda_l1
+    if l1 > 0:
+        losses["G_l1"] = sum(nn.functional.l1_loss(f.float(), r.float()) for f, r, _ in pairs) / len(pairs) * l1
+    if cfg.lambda_detail > 0:  # as much fine detail as the real frame, tile by tile (not pixel by pixel)
+        losses["G_detail"] = sum(detail_loss(f, r) for f, r, _ in pairs) / len(pairs) * cfg.lambda_detail
     if cfg.lambda_ssim > 0:  # the structure term of the evaluation's SSIM (MS-SSIM + L1 mixes: Zhao et al. 2017)
         losses["G_ssim"] = sum(ssim_loss(f, r) for f, r, _ in pairs) / len(pairs) * cfg.lambda_ssim
     if cfg.lambda_temporal > 0 and fake_prev is not None:  # change like the real frames change (less flicker)
@@ -154,7 +161,8 @@ def body_step(ctx: StepContext, stage: Stage, batch: PairSample, lr: float, step
         else:
             fake_pair = torch.cat([b.label, fake], dim=1)
             real_pair = torch.cat([b.label, b.image], dim=1)
-        losses = _generator_losses(ctx, stage, b, fake_prev, fake, fake_pair, real_pair, tuple(alphas))
+        losses = _generator_losses(ctx, stage, b, fake_prev, fake, fake_pair, real_pair, tuple(alphas),
+                                   l1_weight_at(ctx.cfg, lr))
         loss_g = sum(losses.values())
     stage.optims["G"].step(loss_g)
     _unwrap(stage.train_views["D"]).requires_grad_(True)

@@ -416,12 +416,16 @@ def build_generator_for(model: TrainedModel, backend: str, precision: str = "fp3
     body, face = graphs or (export_window_net(model), export_face_net(model))
     face_precision = precision
     if precision == "int8":
-        if "onnx" not in available_backends():
-            raise DancenowError("int8 needs ONNX Runtime's quantization (pip install onnxruntime)")
-        body, face_precision = quantize_window_net(body, _window_inputs(model, body, face), window_net_inputs(
-            model.generator)), "fp32"
+        body, face_precision = int8_window_net(model, body, face), "fp32"
     return ArrayGenerator.for_model(model, make_runner(body, backend, precision, threads),
                                     None if face is None else make_runner(face, backend, face_precision, threads))
+
+
+def int8_window_net(model: TrainedModel, body: bytes, face: bytes | None) -> bytes:
+    """The model's fp32 window graph `body` quantized to int8, calibrated on its own chain."""
+    if "onnx" not in available_backends():
+        raise DancenowError("int8 needs ONNX Runtime's quantization (pip install onnxruntime)")
+    return quantize_window_net(body, _window_inputs(model, body, face), window_net_inputs(model.generator))
 
 
 def _window_inputs(model: TrainedModel, body: bytes, face: bytes | None, n: int = 16) -> list[list[np.ndarray]]:
