@@ -1,7 +1,7 @@
 """`dancenow export`: a trained run as ONNX files another program can use without dancenow's run folder.
 
     dancenow export runs/me -o me.onnx      # me.onnx (+ me.face.onnx when the run has a face GAN)
-    dancenow export runs/me -o me.onnx --precision int8   # the window graph quantized (about 1.5x faster)
+    dancenow export runs/me -o me.onnx --precision int8   # the window graph quantized (faster on CPU)
 
 me.onnx is the person generator on one window (`dancenow.transfer.backend.WindowNet`): inputs
 `label`, `previous` (temporal runs), `background` and `feather` (runs with a plate), each
