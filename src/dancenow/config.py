@@ -144,6 +144,9 @@ PRESETS: dict[str, TrainConfig] = {
     # Session 12 (same protocol, AMD EPYC with avx512_bf16): fast_repeat 2 (the fastest third of the
     # training pairs twice per epoch) body SSIM 0.797 -> 0.802, face 0.695 -> 0.705, flicker ratio
     # 1.46 -> 1.41, same person 95% -> 98%, body sharpness 0.87 -> 0.82; fast_repeat 3: 0.794 / 0.683 / 1.50.
+    # Session 18 (same protocol, AMD EPYC with AVX2 only, fp32), left off: lambda_detail 50 body SSIM
+    # 0.799 -> 0.797, face 0.701 -> 0.688, flicker ratio 1.35 -> 1.38, body sharpness 0.80 -> 0.88 with
+    # colour speckle on the faces; l1_end_fraction 0.2 0.797 / 0.691 / 1.37 (within a run's spread).
     "cpu": TrainConfig(
         preset="cpu", ngf=24, n_down=4, n_blocks=6, max_width=192, ndf=32, num_D=2, face_ngf=32, face_ndf=32,
         use_vgg_loss=False, lambda_l1=50.0, lambda_ssim=10.0, prev_dropout=0.3, lr=5e-4, lambda_face_l1=10.0,
